@@ -1,0 +1,3 @@
+from lazysi.cli import main
+
+raise SystemExit(main())

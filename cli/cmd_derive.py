@@ -1,0 +1,129 @@
+"""``lazysi derive``: derive a schedule's quantities and validity report."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import sympy as sp
+
+from lazysi.cli import UsageError
+
+EPILOG = """examples:
+  lazysi derive --family linear
+  lazysi derive --family point-mass --param sigma=0.5 --json
+  lazysi derive --alpha "cos(pi*t/2)" --beta "sin(pi*t/2)"
+  lazysi derive --alpha "a*sqrt(t*(1-t))" --beta "t" --param a=0.7 --latex
+"""
+
+
+def parse_params(items: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{k: v}``; values stay strings (parsed safely later)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UsageError(f"--param expects NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if not k.isidentifier() or not k.isascii():
+            raise UsageError(f"parameter name {k!r} is not a valid identifier")
+        if k in out:
+            raise UsageError(f"parameter {k!r} given twice")
+        out[k] = v.strip()
+    return out
+
+
+def schedule_from_args(family: str | None, alpha: str | None, beta: str | None, params: list[str] | None):
+    """A :class:`Schedule` from a family name or from ``alpha``/``beta`` expressions (safe parser)."""
+    from lazysi.symbolic.families import family as make_family
+    from lazysi.symbolic.schedule import Schedule, as_number
+
+    values = parse_params(params)
+    if family is not None:
+        if alpha is not None or beta is not None:
+            raise UsageError("give either --family or --alpha/--beta, not both")
+        return make_family(family, **{k: as_number(v, k) for k, v in values.items()})
+    if alpha is None or beta is None:
+        raise UsageError("give --family NAME, or both --alpha EXPR and --beta EXPR")
+    return Schedule.from_strings(alpha, beta, values)
+
+
+def add_schedule_arguments(p: argparse.ArgumentParser) -> None:
+    from lazysi.symbolic.families import family_names
+
+    p.add_argument("--family", choices=family_names(), help="a built-in family")
+    p.add_argument("--alpha", help="alpha(t) as an expression in t (whitelisted syntax)")
+    p.add_argument("--beta", help="beta(t) as an expression in t")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter value (repeatable)")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "derive",
+        help="derive alpha_dot, beta_dot, lambda, eps* and the validity report of a schedule",
+        description="Derive a schedule's quantities with sympy and check its validity conditions.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_schedule_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--latex", action="store_true", help="print LaTeX instead of plain text")
+    p.add_argument("--digits", type=int, default=30, help="precision of numeric validity checks (default 30)")
+    p.add_argument("--emit-torch", metavar="FILE", help="write the generated, verified torch module to FILE")
+    return p
+
+
+def derive_report(schedule, digits: int = 30) -> dict:
+    """The derived quantities (parameters bound) and the validity report, as a JSON-ready dict."""
+    b = schedule.bound
+    report = schedule.validate(digits=digits)
+    quantities = {
+        "alpha": b.alpha,
+        "beta": b.beta,
+        "alpha_dot": b.alpha_dot,
+        "beta_dot": b.beta_dot,
+        "lam": b.lam,
+        "eps_star": b.eps_star,
+    }
+    out = {k: sp.sstr(_tidy(v)) for k, v in quantities.items()}
+    out["latex"] = {k: sp.latex(_tidy(v)) for k, v in quantities.items()}
+    out.update(
+        {
+            "name": schedule.name,
+            "params": {k: sp.sstr(v) for k, v in schedule.value_map.items()},
+            "data_scale": sp.sstr(b.data_scale),
+            "point_mass": report.point_mass,
+            "valid": report.valid,
+            "conditions": [c.as_dict() for c in report.conditions],
+        }
+    )
+    return out
+
+
+def _tidy(e: sp.Expr) -> sp.Expr:
+    if e.count_ops() > 80:
+        return e
+    return min([e, sp.simplify(e)], key=lambda x: x.count_ops())
+
+
+def run(args: argparse.Namespace) -> int:
+    schedule = schedule_from_args(args.family, args.alpha, args.beta, args.param)
+    out = derive_report(schedule, digits=args.digits)
+    if args.emit_torch:
+        from lazysi.numeric.kernels import render_schedule_module
+
+        with open(args.emit_torch, "w") as fh:
+            fh.write(render_schedule_module(schedule.bound))
+        out["emitted"] = args.emit_torch
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        key = "latex" if args.latex else None
+        for name in ("alpha", "beta", "alpha_dot", "beta_dot", "lam", "eps_star"):
+            value = out["latex"][name] if key else out[name]
+            print(f"{name:10s} = {value}")
+        print(f"point_mass = {out['point_mass']}")
+        print(f"valid      = {out['valid']}")
+        for c in out["conditions"]:
+            mark = "ok  " if c["holds"] else "FAIL"
+            print(f"  [{mark}] {c['name']} ({c['how']}: {c['detail']})")
+    return 0 if out["valid"] else 1
