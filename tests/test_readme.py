@@ -1,0 +1,30 @@
+"""README's two set-up commands and .ci/run stay in sync."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```bash\n(python3 -m venv [^\n]+)\n```", text)
+
+
+def test_readme_has_two_setup_commands():
+    cmds = _readme_commands()
+    assert len(cmds) == 2
+    assert cmds[0].endswith("lazysi verify")
+    assert "pytest" in cmds[1]
+    for c in cmds:
+        assert "pip install torch==2.13.0 &&" in c, "torch must be installed first (CPU build)"
+
+
+def test_ci_runs_readmes_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_cmd = _readme_commands()[1]
+    # .ci/run creates its own venv; what follows the venv activation must be README's command.
+    install_and_test = test_cmd.split("pip install torch==2.13.0 && ", 1)[1]
+    assert "pip install torch==2.13.0" in ci
+    assert install_and_test in ci.splitlines(), f".ci/run must run exactly: {install_and_test}"
