@@ -30,7 +30,7 @@ from lazysi.numeric.kernels import GENERATED_DIR, KERNEL_NAMES, NumericSchedule,
 from lazysi.symbolic.codegen import source_hash
 from lazysi.symbolic.families import FAMILIES, family
 
-from .mpcheck import mp_value_cached, rel_error
+from .mpcheck import mp_value_cached
 from .registry import Claim, Context, NumericOutcome, SymbolicOutcome, register
 
 __all__ = ["FAMILY_CLAIMS", "GRID", "QUICK_GRID", "OTHER_PARAMS", "TOLERANCE", "kernel_errors", "module_for"]
@@ -81,30 +81,63 @@ def _parameter_points(name: str, quick: bool) -> list[tuple[tuple[str, object], 
     return points
 
 
+@lru_cache(maxsize=None)
+def _reference(name: str, values: tuple, kname: str, grid: tuple[float, ...], digits: int):
+    """mpmath references of one kernel on ``grid`` as float64 arrays ``(hi, lo, denom, code)``:
+    ``hi + lo`` is the reference to ~32 digits, ``denom`` what its error is divided by (|ref|, or
+    the typical magnitude at an exact zero), ``code`` 0 finite, 1 +inf, -1 -inf, 2 nan."""
+    import mpmath
+    import numpy as np
+
+    var, exprs = _bound_kernels(name, values)
+    refs = [mp_value_cached(exprs[kname], var, t, digits) for t in grid]
+    scale = _typical(refs)
+    zero_below = scale * 10.0 ** (5 - digits)
+    hi, lo, denom, code = (np.zeros(len(grid)) for _ in range(4))
+    with mpmath.workdps(40):
+        for i, r in enumerate(refs):
+            if mpmath.isnan(r):
+                code[i] = 2
+            elif mpmath.isinf(r) or abs(r) > 1.7976931348623157e308:
+                code[i] = 1 if r > 0 else -1
+            else:
+                hi[i] = float(r)
+                lo[i] = float(r - mpmath.mpf(hi[i]))
+                denom[i] = max(float(abs(r)) if abs(r) > zero_below else scale, 1e-300)
+    return hi, lo, denom, code, tuple(refs)
+
+
 def kernel_errors(name: str, ctx: Context) -> tuple[float, str, int]:
     """Worst relative error of family ``name``'s generated kernels against mpmath on the grid:
     ``(worst, where, number_of_values_compared)``. A fresh :class:`NumericSchedule` is built
-    every call, so a patched generated module is what gets measured."""
+    every call, so a patched generated module is what gets measured. Infinite references must
+    be matched by the same signed infinity, NaN (an undefined limit) by NaN."""
+    import numpy as np
+
     grid = QUICK_GRID if ctx.quick else GRID
     worst, where, n = 0.0, "", 0
     tt = torch.tensor(grid, dtype=torch.float64)
     for values in _parameter_points(name, ctx.quick):
-        var, exprs = _bound_kernels(name, values)
         ns = NumericSchedule(family(name, **dict(values)))
         for kname in KERNEL_NAMES:
-            got = ns.kernel(kname, tt)
-            if got.shape != tt.shape or got.dtype != torch.float64:
-                return float("inf"), f"{kname}{dict(values)} returned {tuple(got.shape)} {got.dtype}", n
-            refs = [mp_value_cached(exprs[kname], var, t, ctx.digits) for t in grid]
-            scale = _typical(refs)
-            zero_below = scale * 10.0 ** (5 - ctx.digits)
-            for i, t in enumerate(grid):
-                err = rel_error(float(got[i]), refs[i], scale, zero_below)
-                n += 1
-                if err > worst or err != err:
-                    worst = err if err == err else float("inf")
-                    label = f" {dict(values)}" if values else ""
-                    where = f"{kname}{label} at t={t!r}: got {float(got[i])!r}, mpmath {mpmath_str(refs[i])}"
+            got_t = ns.kernel(kname, tt)
+            if got_t.shape != tt.shape or got_t.dtype != torch.float64:
+                return float("inf"), f"{kname}{dict(values)} returned {tuple(got_t.shape)} {got_t.dtype}", n
+            got = got_t.numpy()
+            hi, lo, denom, code, refs = _reference(name, values, kname, grid, ctx.digits)
+            with np.errstate(all="ignore"):
+                err = np.abs((got - hi) - lo) / denom
+                err = np.where(np.isfinite(got), err, np.inf)
+                err = np.where(code == 1, np.where(got == np.inf, 0.0, np.inf), err)
+                err = np.where(code == -1, np.where(got == -np.inf, 0.0, np.inf), err)
+                err = np.where(code == 2, np.where(np.isnan(got), 0.0, np.inf), err)
+            err = np.where(np.isnan(err), np.inf, err)
+            n += len(grid)
+            i = int(np.argmax(err))
+            if err[i] > worst or not where:
+                worst = float(err[i])
+                label = f" {dict(values)}" if values else ""
+                where = f"{kname}{label} at t={grid[i]!r}: got {float(got[i])!r}, mpmath {mpmath_str(refs[i])}"
     return worst, where, n
 
 
