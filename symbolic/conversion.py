@@ -1,0 +1,371 @@
+"""Schedule conversion A -> B (claims C4-C6 of MATH.md), derived with sympy.
+
+Source schedule A = (alpha, beta) in the time ``t``; target schedule B = (alpha_B, beta_B) in the
+time ``s`` (:func:`~lazysi.symbolic.expr.time_symbol` ``("s")``). Both run from the base
+(t = s = 0) to the data (t = s = 1).
+
+* Time map ``tau(s)`` solves ``lambda_B(s) = lambda_A(tau(s))`` (half log-SNR ``lambda = log(beta/alpha)``).
+  It is derived in closed form when sympy can invert ``beta_A/alpha_A`` (within a time bound),
+  e.g. from the linear schedule ``tau = beta_B / (alpha_B + beta_B)``; otherwise ``tau`` stays the
+  unknown function ``tau(s)``, evaluated by a monotone root-find (torch bisection in
+  :mod:`lazysi.numeric.convert`, ``mpmath.findroot`` here), and ``tau'`` comes from the
+  implicit-function theorem ``tau' = lambda_B'(s) / lambda_A'(tau)``.
+* Scale ``c_s = alpha_B(s)/alpha_A(tau) = beta_B(s)/beta_A(tau)``, written here as
+  ``(alpha_B + beta_B)(s) / (alpha_A + beta_A)(tau)`` (equal to both ratios, and never 0/0 at a
+  standard base).  Then ``I_B(s) = c_s I_A(tau(s))`` identically.
+* Fields ``eta_B(s, x) = eta_A(tau, x/c)``, score ``score_B(s, x) = score_A(tau, x/c)/c``,
+  velocity ``b_B(s, x) = (c'/c) x + c tau' b_A(tau, x/c)``.
+* Diffusion coefficients ``eps_B(s) = c^2 tau' eps_A(tau(s))`` and back
+  ``eps_A(t) = eps_B(sigma(t)) / (c^2 tau')(sigma(t))`` with ``sigma = tau^{-1}``; in particular
+  ``eps*_B = c^2 tau' eps*_A o tau`` (C6), so ``nu = eps/eps*`` is preserved.
+
+Conversions between schedules whose lambda ranges differ are refused (:class:`ConversionError`).
+"""
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+
+import mpmath
+import sympy as sp
+
+from .expr import ExpressionError, param_symbol, parse_expression, time_symbol
+from .limits import endpoint_limit
+from .schedule import Schedule, ScheduleError
+from .validity import _time_limit, _Timeout
+
+__all__ = ["Conversion", "ConversionError", "s", "t", "parse_eps_target", "TAU"]
+
+s = time_symbol("s")
+t = time_symbol("t")
+#: the unknown time map when no closed form exists
+TAU = sp.Function("tau")
+
+_R = sp.Symbol("_R", positive=True)
+_Q = sp.Symbol("_Q", positive=True)
+_PROBES_R = (sp.Rational(3, 10), sp.Integer(1), sp.Rational(17, 10), sp.Integer(5))
+MAX_CLOSED_FORM_OPS = 60
+
+
+class ConversionError(ScheduleError):
+    """A conversion cannot be built (names the reason, e.g. different lambda ranges)."""
+
+
+def _to_s(expr: sp.Expr) -> sp.Expr:
+    return sp.sympify(expr).xreplace({t: s})
+
+
+def _shortest(*candidates: sp.Expr) -> sp.Expr:
+    return min(candidates, key=lambda e: (sp.count_ops(e), len(str(e))))
+
+
+def _drop_abs(expr: sp.Expr) -> sp.Expr:
+    """``Abs(g(s))`` -> ``+-g(s)`` where ``g`` has no zero in (0, 1) (its sign is then constant there)."""
+
+    def repl(a):
+        arg = a.args[0]
+        if arg.free_symbols != {s}:
+            return a
+        try:
+            zeros = sp.solveset(arg, s, sp.Interval.open(0, 1))
+        except (NotImplementedError, TypeError, ValueError):
+            return a
+        if zeros != sp.S.EmptySet:
+            return a
+        sign = sp.sign(sp.N(arg.xreplace({s: sp.Rational(1, 2)})))
+        return arg if sign > 0 else -arg
+
+    return expr.replace(lambda e: isinstance(e, sp.Abs), repl)
+
+
+_TIDY_PROBES = (sp.Rational(1, 10), sp.Rational(1, 4), sp.Rational(1, 2), sp.Rational(7, 10), sp.Rational(9, 10))
+
+
+def _agrees(candidate: sp.Expr, reference: sp.Expr) -> bool:
+    """Equal (real, finite) to ``reference`` at interior probes of (0, 1), 30 digits, including s = 1/2,
+    so that a rewrite with a removable interior singularity (0/0 at s = 1/2) is rejected."""
+    for sv in _TIDY_PROBES:
+        try:
+            a = sp.N(candidate.xreplace({s: sv}), 30)
+            b = sp.N(reference.xreplace({s: sv}), 30)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return False
+        if a.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or not a.is_real:
+            return False
+        if b.is_real and b.is_finite and abs(a - b) > sp.Float("1e-25") * (1 + abs(b)):
+            return False
+    return True
+
+
+def _tidy(expr: sp.Expr, seconds: float, full: bool = True) -> sp.Expr:
+    """A cheap, time-bounded simplification: the shortest of together/cancel/simplify and of
+    forced power splittings (``sqrt(s/(1-s)) -> sqrt(s)/sqrt(1-s)``, valid for positive bases), each
+    checked numerically against ``expr`` on (0, 1); ``Abs`` of a sign-definite argument removed."""
+    cands = [expr]
+    try:
+        with _time_limit(seconds):
+            forced = sp.powdenest(sp.expand_power_base(expr, force=True), force=True)
+            for base in (expr, forced):
+                base = _drop_abs(base)
+                cands.append(base)
+                cands.append(sp.together(base))
+                cands.append(sp.factor_terms(sp.cancel(sp.together(base))))
+        if full:
+            for base in [cands[i] for i in (2, 5) if i < len(cands)]:
+                if sp.count_ops(base) < 60:
+                    with _time_limit(seconds / 4):
+                        cands.append(_drop_abs(sp.simplify(base)))
+    except (_Timeout, NotImplementedError, sp.PolynomialError, RecursionError, TypeError):
+        pass
+    good = [c for c in cands if c is expr or _agrees(c, expr)]
+    return min(good, key=lambda e: (e.has(sp.Abs), sp.count_ops(e), len(str(e))))
+
+
+@lru_cache(maxsize=64)
+def _solve_inverse(A: Schedule, seconds: float) -> sp.Expr | None:
+    """``g(R)`` with ``beta_A/alpha_A (g(R)) = R`` for R > 0, or None when sympy cannot (in time).
+
+    Tries ``R`` and ``R = Q^2`` (removes square roots, e.g. polynomial p = q = 2) on the raw and the
+    simplified ratio; keeps the shortest candidate that is real, in (0, 1) and satisfies the
+    equation at 40 digits at three probe values of R.
+    """
+    ratio = A.beta / A.alpha
+    lam = sp.lambdify(t, ratio, modules="mpmath")
+    found: list[sp.Expr] = []
+    try:
+        with _time_limit(seconds):
+            ratios = [ratio]
+            simple = sp.simplify(ratio) if sp.count_ops(ratio) < 60 else ratio
+            if simple != ratio:
+                ratios.append(simple)
+            for rat in ratios:
+                for var, sub in ((_R, _R), (_Q, _Q**2)):
+                    try:
+                        sols = sp.solve(sp.Eq(rat, sub), t)
+                    except (NotImplementedError, ValueError, TypeError):
+                        continue
+                    for sol in sols:
+                        if sol.has(sp.I) or sol.free_symbols - {var}:
+                            continue
+                        found.append(sol.xreplace({_Q: sp.sqrt(_R)}) if var is _Q else sol)
+    except _Timeout:
+        pass
+    good = []
+    for sol in found:
+        ok = True
+        with mpmath.workdps(40):
+            for r in _PROBES_R:
+                try:
+                    tv = sp.N(sol.xreplace({_R: r}), 40)
+                    if not tv.is_real or not (0 < tv < 1):
+                        ok = False
+                        break
+                    if abs(lam(mpmath.mpf(str(tv))) - mpmath.mpf(str(sp.N(r, 40)))) > mpmath.mpf(10) ** -30:
+                        ok = False
+                        break
+                except (TypeError, ValueError, ZeroDivisionError):
+                    ok = False
+                    break
+        if ok:
+            good.append(sol)
+    if not good:
+        return None
+    best = _shortest(*good)
+    return best if sp.count_ops(best) <= MAX_CLOSED_FORM_OPS else None
+
+
+class Conversion:
+    """The conversion from schedule ``A`` (time t) to schedule ``B`` (time s); see the module doc.
+
+    Attributes (sympy expressions in ``s``, parameters bound):
+        tau, tau_dot, c, c_dot_over_c, eps_scale (= c^2 tau'): when :attr:`closed_form` is False,
+        ``tau`` is the unknown ``tau(s)`` and the others are expressed through it.
+    """
+
+    def __init__(self, A: Schedule, B: Schedule, *, solve_seconds: float = 8.0, force_root_find: bool = False):
+        if not isinstance(A, Schedule) or not isinstance(B, Schedule):
+            raise TypeError("Conversion(A, B) takes two Schedule objects")
+        self.A, self.B = A, B
+        self.a, self.b = A.bound, B.bound
+        self._check_ranges()
+        inverse = None if force_root_find else _solve_inverse(self.a, solve_seconds)
+        self.closed_form = inverse is not None
+        self.solve_seconds = solve_seconds
+        if inverse is not None:
+            r_b = self.beta_B / self.alpha_B
+            self.tau = _tidy(inverse.xreplace({_R: r_b}), solve_seconds)
+        else:
+            self.tau = TAU(s)
+
+    # ------------------------------------------------------------------ checks
+    def _check_ranges(self) -> None:
+        la = (endpoint_limit(self.a.lam, 0), endpoint_limit(self.a.lam, 1))
+        lb = (endpoint_limit(self.b.lam, 0), endpoint_limit(self.b.lam, 1))
+        if la != lb:
+            raise ConversionError(
+                f"cannot convert {self.A.name!r} -> {self.B.name!r}: the lambda = log(beta/alpha) ranges differ "
+                f"({self.A.name}: ({la[0]}, {la[1]}), {self.B.name}: ({lb[0]}, {lb[1]})); "
+                "a conversion needs lambda_B(s) = lambda_A(tau(s)) to be solvable for every s"
+            )
+        if la != (-sp.oo, sp.oo):
+            raise ConversionError(
+                f"cannot convert {self.A.name!r} -> {self.B.name!r}: lambda range ({la[0]}, {la[1]}) is not "
+                "(-oo, oo) (finite terminal SNR); the endpoints would not map onto each other"
+            )
+
+    # ------------------------------------------------------------------ the schedules in their variables
+    @cached_property
+    def alpha_B(self) -> sp.Expr:
+        return _to_s(self.b.alpha)
+
+    @cached_property
+    def beta_B(self) -> sp.Expr:
+        return _to_s(self.b.beta)
+
+    @cached_property
+    def lam_B(self) -> sp.Expr:
+        return _to_s(self.b.lam)
+
+    @cached_property
+    def lam_dot_B(self) -> sp.Expr:
+        return _to_s(self.b.lam_dot)
+
+    def at_tau(self, expr_t: sp.Expr) -> sp.Expr:
+        """An expression of A's time ``t`` evaluated at ``t = tau(s)``."""
+        return sp.sympify(expr_t).xreplace({t: self.tau})
+
+    # ------------------------------------------------------------------ derived maps
+    @cached_property
+    def tau_dot(self) -> sp.Expr:
+        """``tau'(s)``: derivative of the closed form, else ``lambda_B'(s) / lambda_A'(tau)``."""
+        if self.closed_form:
+            return _tidy(sp.diff(self.tau, s), self.solve_seconds, full=False)
+        return self.lam_dot_B / self.at_tau(self.a.lam_dot)
+
+    @cached_property
+    def c(self) -> sp.Expr:
+        """``c_s = (alpha_B + beta_B)(s) / (alpha_A + beta_A)(tau(s))``."""
+        expr = (self.alpha_B + self.beta_B) / self.at_tau(self.a.alpha + self.a.beta)
+        return _tidy(expr, self.solve_seconds) if self.closed_form else expr
+
+    @cached_property
+    def c_dot_over_c(self) -> sp.Expr:
+        """``c'(s)/c(s) = d/ds log c``."""
+        sum_b = self.alpha_B + self.beta_B
+        sum_a = self.a.alpha + self.a.beta
+        expr = sp.diff(sum_b, s) / sum_b - self.tau_dot * self.at_tau(sp.diff(sum_a, t) / sum_a)
+        return _tidy(expr, self.solve_seconds, full=False) if self.closed_form else expr
+
+    @cached_property
+    def eps_scale(self) -> sp.Expr:
+        """``c^2 tau'``: ``eps_B(s) = eps_scale(s) eps_A(tau(s))``."""
+        expr = self.c**2 * self.tau_dot
+        return _tidy(expr, self.solve_seconds, full=False) if self.closed_form else expr
+
+    # ------------------------------------------------------------------ diffusion-coefficient maps
+    def eps_to_target(self, eps_A: sp.Expr) -> sp.Expr:
+        """``eps_B(s) = c^2 tau' eps_A(tau(s))`` for a source coefficient ``eps_A`` in ``t``."""
+        return self.eps_scale * self.at_tau(eps_A)
+
+    @cached_property
+    def inverse(self) -> "Conversion":
+        """The conversion B -> A (time map ``sigma = tau^{-1}``, scale ``1 / c o sigma``)."""
+        return Conversion(self.B, self.A, solve_seconds=self.solve_seconds, force_root_find=not self.closed_form)
+
+    def eps_to_source(self, eps_B: sp.Expr) -> sp.Expr:
+        """``eps_A(t) = eps_B(sigma(t)) / (c^2 tau')(sigma(t))``, the A-coefficient whose converted
+        path solves B's SDE with ``eps_B`` (an expression in ``s``); returned in ``t``."""
+        inv = self.inverse
+        return _to_s_inverse(inv.eps_to_target(sp.sympify(eps_B).xreplace({s: t})))
+
+    @cached_property
+    def eps_star_B(self) -> sp.Expr:
+        return _to_s(self.b.eps_star)
+
+    # ------------------------------------------------------------------ fields and drift
+    def field_formulas(self) -> dict[str, sp.Expr]:
+        """The converted fields and drift in terms of A's fields (unknown functions of (t, y))."""
+        x = sp.Symbol("x", real=True)
+        etaX, etaZ, bA, sA = (sp.Function(n) for n in ("eta_X_A", "eta_Z_A", "b_A", "score_A"))
+        tau, c = self.tau, self.c
+        return {
+            "eta_X": etaX(tau, x / c),
+            "eta_Z": etaZ(tau, x / c),
+            "score": sA(tau, x / c) / c,
+            "velocity": self.c_dot_over_c * x + c * self.tau_dot * bA(tau, x / c),
+        }
+
+    def drift_formula(self, eps_B: sp.Expr) -> sp.Expr:
+        """``b_B + eps_B score_B`` in terms of A's velocity ``b_A`` and score ``score_A``."""
+        f = self.field_formulas()
+        return f["velocity"] + sp.sympify(eps_B) * f["score"]
+
+    # ------------------------------------------------------------------ references
+    def mp_tau(self, sv, dps: int = 50):
+        """``tau(s)`` with mpmath at ``dps`` digits (closed form evaluated, or a bracketed root of
+        ``lambda_A(tau) - lambda_B(s)``, the independent reference of the torch root-find)."""
+        with mpmath.workdps(dps + 10):
+            sv = mpmath.mpf(sv)
+            if sv <= 0:
+                return mpmath.mpf(0)
+            if sv >= 1:
+                return mpmath.mpf(1)
+            lam_a = _mp_fn(self.a.lam, t)
+            target = _mp_fn(self.lam_B, s)(sv)
+            lo, hi = mpmath.mpf(0), mpmath.mpf(1)
+            # bisection to a bracket, then an Anderson/illinois polish
+            for _ in range(40):
+                mid = (lo + hi) / 2
+                if lam_a(mid) < target:
+                    lo = mid
+                else:
+                    hi = mid
+            root = mpmath.findroot(lambda u: lam_a(u) - target, (lo, hi), solver="anderson")
+            return +root
+
+    def summary(self) -> dict[str, str | bool]:
+        """Strings sympy can parse, in ``s`` (``tau(s)`` is an unknown function when not closed form)."""
+        return {
+            "tau": sp.sstr(self.tau),
+            "tau_dot": sp.sstr(self.tau_dot),
+            "c": sp.sstr(self.c),
+            "c_dot_over_c": sp.sstr(self.c_dot_over_c),
+            "eps_scale": sp.sstr(self.eps_scale),
+            "closed_form": self.closed_form,
+            "tau_equation": sp.sstr(sp.Eq(self.lam_B, self.at_tau(self.a.lam))) if not self.closed_form else "",
+        }
+
+
+def _to_s_inverse(expr_s: sp.Expr) -> sp.Expr:
+    """An expression produced in ``s`` by the inverse conversion, renamed to ``t``."""
+    return sp.sympify(expr_s).xreplace({s: t, TAU(s): TAU(t)})
+
+
+_MP_CACHE: dict = {}
+
+
+def _mp_fn(expr, var):
+    key = (expr, var)
+    if key not in _MP_CACHE:
+        _MP_CACHE[key] = sp.lambdify(var, expr, modules="mpmath")
+    return _MP_CACHE[key]
+
+
+def parse_eps_target(spec: str, B: Schedule) -> sp.Expr:
+    """A target diffusion coefficient ``eps_B(s)``: ``zero``, ``optimal`` (eps*_B), ``nu=V``
+    (``V eps*_B``), or an expression in ``s`` (whitelisted syntax, parameters of B allowed)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ExpressionError("eps target must be 'zero', 'optimal', 'nu=V' or an expression in s")
+    spec = spec.strip()
+    eps_star = _to_s(B.bound.eps_star)
+    if spec == "zero":
+        return sp.Integer(0)
+    if spec == "optimal":
+        return eps_star
+    if spec.startswith("nu="):
+        nu = parse_expression(spec[3:], {}, variable="s")
+        if not nu.is_number or not nu.is_real or nu < 0:
+            raise ExpressionError(f"nu must be a non-negative number, got {spec[3:]!r}")
+        return nu * eps_star
+    params = {p.name: param_symbol(p.name, positive=p.positive) for p in B.params}
+    expr = parse_expression(spec, params, variable="s")
+    return B.bind(expr)
