@@ -1,0 +1,432 @@
+"""Exact field providers for Gaussian and Gaussian-mixture data (claim C7), and an mpmath oracle.
+
+Convention: ``I_t = alpha_t Z + beta_t X``, t = 0 base, t = 1 data, ``Z ~ N(0, I)`` independent
+of ``X``. For ``X ~ N(m, Sigma)`` with ``Sigma = U diag(d) U^T`` the fields are affine in ``x``;
+with ``y = U^T (x - beta m)`` (eigenbasis coordinates)::
+
+    eta_X = m + U (gain_x(t, d) * y),      eta_Z = U (gain_z(t, d) * y),
+    log p_t(x) = -1/2 sum_j [log(2 pi v_j) + y_j^2 / v_j],   v_j = alpha^2 + beta^2 d_j.
+
+``gain_x, gain_z, 1/v`` and ``v / (alpha^2 + beta^2)`` are *derived* in
+:mod:`lazysi.symbolic.fields` and *generated* as torch code per schedule (committed modules
+``numeric/generated/fields_<family>.py`` for the built-in families, generated at run time for any
+other schedule), with their t = 0 / t = 1 limits as functions of ``d``. A mixture's fields are the
+posterior-weighted sums of the component fields; the weights are a softmax (log-sum-exp) of
+``log w_k + log p_{t,k}(x)``.
+
+Degenerate times, handled exactly: where ``alpha_t = 0`` (the data end of a standard schedule,
+the base of a point-mass schedule) every component gives the same ``eta_X`` (``x / beta`` at the
+data end, the limit ``m + gain_x x`` at a point-mass base), so the posterior weights are replaced
+by the prior weights there (no 0 * inf). At a point-mass base (``alpha = beta = 0``) ``I_0 = 0``
+is independent of ``Z``, so ``eta_Z = E[Z] = 0`` there.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Sequence
+
+import mpmath
+import sympy as sp
+import torch
+
+from lazysi.symbolic.codegen import compile_module
+from lazysi.symbolic.fields import ALPHA, BETA, D, M, X, field_kernels, gaussian_fields, render_field_module
+from lazysi.symbolic.families import FAMILIES, family
+
+from .kernels import NumericSchedule, _is_builtin, family_module_name
+from .providers import FieldProvider, broadcast_time
+
+__all__ = [
+    "GaussianFieldKernels",
+    "GaussianProvider",
+    "MixtureProvider",
+    "mp_gaussian_fields",
+    "mp_mixture_fields",
+    "mp_mixture_log_density",
+    "module_generators",
+]
+
+_RUNTIME: dict[tuple[str, str], dict] = {}
+
+
+def module_generators() -> dict[str, Callable[[], str]]:
+    """Committed generated modules: ``fields_<family>.py`` for every built-in family."""
+    return {f"fields_{family_module_name(n)}.py": (lambda n=n: render_field_module(family(n))) for n in FAMILIES}
+
+
+class GaussianFieldKernels:
+    """The generated per-direction coefficients ``gain_x, gain_z, inv_var, var_ratio`` of a
+    schedule, each ``f(t, d) -> tensor`` (t and d broadcast; t = 0 base, t = 1 data)."""
+
+    def __init__(self, schedule: NumericSchedule):
+        sch = schedule.schedule
+        module = None
+        kw: dict[str, float] = {}
+        if _is_builtin(sch):
+            try:
+                module = importlib.import_module(f"lazysi.numeric.generated.fields_{family_module_name(sch.name)}")
+            except ModuleNotFoundError:
+                module = None
+            if module is not None:
+                kw = {p.name: float(sch.value_map[p.name]) for p in sch.params}
+                if set(kw) != set(module.PARAMS) and any(float(p.default) != kw[p.name] for p in sch.params):
+                    module = None
+        if module is not None:
+            self._ns = vars(module)
+            self._kw = {k: v for k, v in kw.items() if k in module.PARAMS}
+        else:
+            bound = sch.bound
+            key = (sp.srepr(bound.alpha), sp.srepr(bound.beta))
+            if key not in _RUNTIME:
+                _RUNTIME[key] = compile_module(render_field_module(bound), f"lazysi_fields_{sch.name}")
+            self._ns = _RUNTIME[key]
+            self._kw = {}
+
+    def __call__(self, name: str, t: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        return self._ns[name](t, d=d, **self._kw)
+
+
+def _as64(value, name: str, device=None) -> torch.Tensor:
+    out = torch.as_tensor(value, dtype=torch.float64, device=device)
+    if not torch.isfinite(out).all():
+        raise ValueError(f"{name} contains non-finite values")
+    return out
+
+
+def _eig(cov: torch.Tensor, name: str, rtol: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigendecomposition of symmetric PSD matrices (..., D, D): returns ``(d, U)`` with ``d >= 0``.
+    Eigenvalues below ``-rtol * max|eigenvalue|`` raise (not PSD); round-off negatives become 0."""
+    if not torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-10, atol=1e-12 * float(cov.abs().max().clamp_min(1.0))):
+        raise ValueError(f"{name} must be symmetric")
+    if cov.ndim == 3:  # one component at a time: faster than the batched driver on CPU
+        pairs = [torch.linalg.eigh(c) for c in cov]
+        d, u = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    else:
+        d, u = torch.linalg.eigh(cov)
+    scale = d.abs().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(d.dtype).tiny)
+    if (d < -rtol * scale).any():
+        raise ValueError(f"{name} is not positive semi-definite (smallest eigenvalue {float(d.min()):.3g})")
+    return d.clamp_min(0.0), u
+
+
+class _Cast:
+    """Per (dtype, device) copies of the provider's float64 parameters."""
+
+    def __init__(self, **tensors: torch.Tensor | None):
+        self._src = tensors
+        self._cache: dict = {}
+
+    def get(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        key = (x.dtype, x.device)
+        if key not in self._cache:
+            self._cache[key] = {k: (None if v is None else v.to(dtype=x.dtype, device=x.device)) for k, v in self._src.items()}
+        return self._cache[key]
+
+
+def _covariance(cov, dim: int, name: str, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``cov`` (float, 0-D, 1-D (D,), or 2-D (D, D)) -> eigenvalues (D,) or (1,) and U or None."""
+    c = _as64(cov, name, device)
+    if c.ndim == 0:
+        if c < 0:
+            raise ValueError(f"{name} must be >= 0, got {float(c)}")
+        return c.reshape(1), None
+    if c.ndim == 1:
+        if c.shape[0] != dim:
+            raise ValueError(f"{name} has {c.shape[0]} variances, the data has dimension {dim}")
+        if (c < 0).any():
+            raise ValueError(f"{name} has negative variances")
+        return c, None
+    if c.ndim == 2:
+        if c.shape != (dim, dim):
+            raise ValueError(f"{name} must be ({dim}, {dim}), got {tuple(c.shape)}")
+        return _eig(c, name)
+    raise ValueError(f"{name} must be a float, a 1-D tensor of variances or a 2-D covariance, got {c.ndim}-D")
+
+
+class GaussianProvider(FieldProvider):
+    """Exact fields of ``X ~ N(mean, cov)`` under ``schedule`` (t = 0 base, t = 1 data).
+
+    Args:
+        schedule: the numeric schedule.
+        mean: tensor of the data's event shape (e.g. ``(D,)`` or ``(1, 28, 28)``).
+        cov: a float (isotropic ``cov * I``), a 1-D tensor of ``D`` variances (diagonal) or a
+            ``(D, D)`` covariance (eigendecomposed once; may be singular), ``D = mean.numel()``.
+
+    ``fields(t, x)`` takes ``x`` of shape ``(batch, *mean.shape)`` and returns
+    ``(eta_X, eta_Z)`` in x's dtype and device.
+    """
+
+    def __init__(self, schedule: NumericSchedule, mean: torch.Tensor, cov: float | torch.Tensor):
+        self.schedule = schedule
+        mean = _as64(mean, "mean")
+        self.event_shape = tuple(mean.shape)
+        self.dim = mean.numel()
+        d, u = _covariance(cov, self.dim, "cov", mean.device)
+        self.kernels = GaussianFieldKernels(schedule)
+        self._p = _Cast(mean=mean.reshape(-1), d=d, u=u)
+
+    @property
+    def eigenvalues(self) -> torch.Tensor:
+        return self._p._src["d"]
+
+    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if tuple(x.shape[1:]) != self.event_shape:
+            raise ValueError(f"x must have shape (batch, {', '.join(map(str, self.event_shape))}), got {tuple(x.shape)}")
+        p = self._p.get(x)
+        xf = x.reshape(x.shape[0], self.dim)
+        tb = broadcast_time(t, xf)  # (B or 1, 1)
+        alpha, beta = self.schedule.alpha(tb), self.schedule.beta(tb)
+        y = xf - beta * p["mean"]
+        if p["u"] is not None:
+            y = y @ p["u"]
+        ex = self.kernels("gain_x", tb, p["d"]) * y
+        ez = self.kernels("gain_z", tb, p["d"]) * y
+        if p["u"] is not None:
+            ex, ez = ex @ p["u"].T, ez @ p["u"].T
+        base = (alpha == 0) & (beta == 0)  # point-mass base: I_0 = 0 is independent of Z
+        ez = torch.where(base, torch.zeros_like(ez), ez)
+        return (p["mean"] + ex).reshape(x.shape), ez.reshape(x.shape)
+
+    def log_density(self, t, x: torch.Tensor) -> torch.Tensor:
+        """``log p_t(x)`` of ``I_t`` (shape (batch,)), for ``alpha_t > 0`` or ``beta_t^2 d > 0``."""
+        p = self._p.get(x)
+        xf = x.reshape(x.shape[0], self.dim)
+        tb = broadcast_time(t, xf)
+        return _log_density(self.schedule, self.kernels, tb, xf[None], p["mean"][None], p["d"][None], None if p["u"] is None else p["u"][None], self.dim)[0]
+
+    def sample_data(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws of X (float64, on the parameters' device), shape ``(n, *event_shape)``."""
+        p = self._p._src
+        xi = torch.randn(n, self.dim, generator=generator, dtype=torch.float64, device=p["mean"].device)
+        xi = xi * p["d"].sqrt()
+        if p["u"] is not None:
+            xi = xi @ p["u"].T
+        return (p["mean"] + xi).reshape((n,) + self.event_shape)
+
+    def sample_marginal(self, t: float, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws of ``I_t = alpha_t Z + beta_t X`` (float64), shape ``(n, *event_shape)``."""
+        return _sample_marginal(self, t, n, generator)
+
+
+def _sample_marginal(provider, t: float, n: int, generator) -> torch.Tensor:
+    x = provider.sample_data(n, generator)
+    z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    tt = torch.as_tensor(t, dtype=torch.float64, device=x.device)
+    return provider.schedule.alpha(tt) * z + provider.schedule.beta(tt) * x
+
+
+def _component_terms(schedule, kernels, tk, xf, means, d, u):
+    """Per component: eigen-coordinates ``y`` (K, B, D) and the (K, B) log-density up to the
+    component-independent terms ``-D/2 log(2 pi (alpha^2 + beta^2))``."""
+    beta = schedule.beta(tk)
+    y = xf[None] - beta * means[:, None, :]
+    if u is not None:
+        y = torch.bmm(y, u)
+    dk = d[:, None, :]  # (K, 1, D) or (K, 1, 1)
+    lvr = torch.log(kernels("var_ratio", tk, dk))
+    iv = kernels("inv_var", tk, dk)
+    dim = xf.shape[-1]
+    if d.shape[-1] == 1 and dim != 1:  # isotropic
+        logp = -0.5 * (dim * lvr[..., 0] + (y * y).sum(-1) * iv[..., 0])
+    else:
+        logp = -0.5 * (lvr.expand(y.shape).sum(-1) + (y * y * iv).sum(-1))
+    return y, logp
+
+
+def _log_density(schedule, kernels, tb, xf, means, d, u, dim):
+    tk = tb[None]
+    _, logp = _component_terms(schedule, kernels, tk, xf[0], means, d, u)
+    alpha, beta = schedule.alpha(tb), schedule.beta(tb)
+    ref = alpha * alpha + beta * beta
+    return logp - 0.5 * dim * torch.log(2 * math.pi * ref)[..., 0][None]
+
+
+class MixtureProvider(FieldProvider):
+    """Exact fields of the Gaussian mixture ``sum_k w_k N(means[k], covs[k])`` (t = 0 base, t = 1 data).
+
+    Args:
+        schedule: the numeric schedule.
+        weights: ``(K,)`` nonnegative mixture weights (normalised here).
+        means: ``(K, *event_shape)``.
+        covs: ``(K,)`` isotropic variances, ``(K, D)`` diagonal variances or ``(K, D, D)`` full
+            covariances (each eigendecomposed once; ``D = prod(event_shape)``).
+
+    Posterior weights are ``softmax_k(log w_k + log N(x; beta m_k, alpha^2 I + beta^2 Sigma_k))``
+    computed with log-sum-exp; ``eta = sum_k w_k(x) eta_k``. Cost per call: two batched
+    ``(K, B, D) x (D, D)`` products for full covariances.
+    """
+
+    def __init__(self, schedule: NumericSchedule, weights: torch.Tensor, means: torch.Tensor, covs: torch.Tensor):
+        self.schedule = schedule
+        w = _as64(weights, "weights")
+        means = _as64(means, "means")
+        if w.ndim != 1 or w.numel() == 0:
+            raise ValueError(f"weights must be a non-empty 1-D tensor, got shape {tuple(w.shape)}")
+        if (w < 0).any() or float(w.sum()) <= 0:
+            raise ValueError("weights must be nonnegative with a positive sum")
+        k = w.shape[0]
+        if means.ndim < 2 or means.shape[0] != k:
+            raise ValueError(f"means must have shape ({k}, *event_shape), got {tuple(means.shape)}")
+        self.event_shape = tuple(means.shape[1:])
+        self.dim = int(math.prod(self.event_shape))
+        c = _as64(covs, "covs", means.device)
+        if c.ndim == 1 and c.shape[0] == k:
+            if (c < 0).any():
+                raise ValueError("covs has negative variances")
+            d, u = c[:, None], None
+        elif c.ndim == 2 and c.shape == (k, self.dim):
+            if (c < 0).any():
+                raise ValueError("covs has negative variances")
+            d, u = c, None
+        elif c.ndim == 3 and c.shape == (k, self.dim, self.dim):
+            d, u = _eig(c, "covs")
+        else:
+            raise ValueError(
+                f"covs must be ({k},) isotropic, ({k}, {self.dim}) diagonal or ({k}, {self.dim}, {self.dim}) full; got {tuple(c.shape)}"
+            )
+        w = w / w.sum()
+        self.kernels = GaussianFieldKernels(schedule)
+        self._p = _Cast(logw=torch.log(w), w=w, means=means.reshape(k, self.dim), d=d, u=u)
+
+    @property
+    def n_components(self) -> int:
+        return self._p._src["w"].shape[0]
+
+    def posterior_weights(self, t, x: torch.Tensor) -> torch.Tensor:
+        """``P(component k | I_t = x)``, shape (batch, K)."""
+        return self._weights_and_terms(t, x)[0].transpose(0, 1)
+
+    def _weights_and_terms(self, t, x):
+        if tuple(x.shape[1:]) != self.event_shape:
+            raise ValueError(f"x must have shape (batch, {', '.join(map(str, self.event_shape))}), got {tuple(x.shape)}")
+        p = self._p.get(x)
+        xf = x.reshape(x.shape[0], self.dim)
+        tb = broadcast_time(t, xf)  # (B or 1, 1)
+        tk = tb[None]  # (1, B or 1, 1)
+        y, logp = _component_terms(self.schedule, self.kernels, tk, xf, p["means"], p["d"], p["u"])
+        logits = p["logw"][:, None] + logp  # (K, B)
+        alpha = self.schedule.alpha(tb)[:, 0][None]  # (1, B or 1)
+        logits = torch.where(alpha == 0, p["logw"][:, None].expand_as(logits), logits)
+        return torch.softmax(logits, dim=0), y, tk, p, xf, tb
+
+    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w, y, tk, p, xf, tb = self._weights_and_terms(t, x)
+        dk = p["d"][:, None, :]
+        ex = self.kernels("gain_x", tk, dk) * y  # (K, B, D)
+        ez = self.kernels("gain_z", tk, dk) * y
+        if p["u"] is not None:
+            ut = p["u"].transpose(1, 2)
+            ex, ez = torch.bmm(ex, ut), torch.bmm(ez, ut)
+        eta_x = torch.einsum("kb,kbd->bd", w, ex + p["means"][:, None, :])
+        eta_z = torch.einsum("kb,kbd->bd", w, ez)
+        alpha, beta = self.schedule.alpha(tb), self.schedule.beta(tb)
+        eta_z = torch.where((alpha == 0) & (beta == 0), torch.zeros_like(eta_z), eta_z)
+        return eta_x.reshape(x.shape), eta_z.reshape(x.shape)
+
+    def log_density(self, t, x: torch.Tensor) -> torch.Tensor:
+        """``log p_t(x)`` of ``I_t`` (shape (batch,)), where ``alpha_t > 0``."""
+        p = self._p.get(x)
+        xf = x.reshape(x.shape[0], self.dim)
+        tb = broadcast_time(t, xf)
+        comp = _log_density(self.schedule, self.kernels, tb, xf[None], p["means"], p["d"], p["u"], self.dim)
+        return torch.logsumexp(p["logw"][:, None] + comp, dim=0)
+
+    def sample_data(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws of X (float64, on the parameters' device), shape ``(n, *event_shape)``."""
+        p = self._p._src
+        dev = p["means"].device
+        comp = torch.multinomial(p["w"], n, replacement=True, generator=generator)
+        xi = torch.randn(n, self.dim, generator=generator, dtype=torch.float64, device=dev)
+        xi = xi * p["d"][comp].sqrt()
+        if p["u"] is not None:
+            out = torch.empty_like(xi)
+            for k in range(self.n_components):
+                idx = (comp == k).nonzero(as_tuple=True)[0]
+                if idx.numel():
+                    out[idx] = xi[idx] @ p["u"][k].T
+            xi = out
+        return (p["means"][comp] + xi).reshape((n,) + self.event_shape)
+
+    def sample_marginal(self, t: float, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws of ``I_t = alpha_t Z + beta_t X`` (float64), shape ``(n, *event_shape)``."""
+        return _sample_marginal(self, t, n, generator)
+
+
+# ---------------------------------------------------------------------------- mpmath oracle
+_MP: dict[str, Callable] = {}
+
+
+def _mp_funcs() -> dict[str, Callable]:
+    if not _MP:
+        g = gaussian_fields()
+        args = (ALPHA, BETA, X, M, D)
+        for name in ("eta_x", "eta_z", "log_density"):
+            _MP[name] = sp.lambdify(args, getattr(g, name), modules="mpmath")
+    return _MP
+
+
+def mp_gaussian_fields(alpha, beta, x: Sequence, mean: Sequence, variances) -> tuple[list, list, mpmath.mpf]:
+    """mpmath oracle for one diagonal Gaussian ``N(mean, diag(variances))``: ``(eta_X, eta_Z, log p)``.
+
+    Built by lambdifying the sympy derivation of :mod:`lazysi.symbolic.fields` to mpmath (evaluate
+    inside ``mpmath.workdps``). ``variances`` is one number (isotropic) or one per coordinate.
+    Requires ``alpha^2 + beta^2 d > 0`` in every coordinate.
+    """
+    f = _mp_funcs()
+    dim = len(x)
+    var = list(variances) if isinstance(variances, (list, tuple)) else [variances] * dim
+    if len(mean) != dim or len(var) != dim:
+        raise ValueError(f"x, mean and variances must have the same length ({dim}); got {len(mean)}, {len(var)}")
+    alpha, beta = mpmath.mpf(alpha), mpmath.mpf(beta)
+    ex, ez, lp = [], [], mpmath.mpf(0)
+    for xj, mj, dj in zip(x, mean, var):
+        xj, mj, dj = mpmath.mpf(xj), mpmath.mpf(mj), mpmath.mpf(dj)
+        if dj < 0:
+            raise ValueError("variances must be >= 0")
+        if alpha**2 + beta**2 * dj == 0:
+            raise ValueError("alpha^2 + beta^2 d = 0: the marginal of I_t is degenerate here")
+        ex.append(f["eta_x"](alpha, beta, xj, mj, dj))
+        ez.append(f["eta_z"](alpha, beta, xj, mj, dj) if alpha != 0 else mpmath.mpf(0))
+        lp += f["log_density"](alpha, beta, xj, mj, dj)
+    return ex, ez, lp
+
+
+def mp_mixture_log_density(alpha, beta, x: Sequence, weights: Sequence, means: Sequence[Sequence], variances: Sequence):
+    """``log p_t(x)`` of the mixture (mpf); arguments as :func:`mp_mixture_fields`."""
+    logs = [mpmath.log(mpmath.mpf(w)) + mp_gaussian_fields(alpha, beta, x, m, v)[2] for w, m, v in zip(weights, means, variances) if w > 0]
+    top = max(logs)
+    total = mpmath.fsum(weights)
+    return top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in logs)) - mpmath.log(total)
+
+
+def mp_mixture_fields(alpha, beta, x: Sequence, weights: Sequence, means: Sequence[Sequence], variances: Sequence) -> tuple[list, list]:
+    """mpmath oracle of the fields of ``sum_k w_k N(means[k], diag(variances[k]))`` at ``I = x``.
+
+    Args:
+        alpha, beta: the schedule values (mpf or numbers) with ``alpha > 0``.
+        x: the state, a list of D numbers.
+        weights: K nonnegative weights (normalised here).
+        means: K lists of D numbers.
+        variances: K entries, each one number (isotropic) or a list of D variances (diagonal).
+
+    Returns ``(eta_X, eta_Z)`` as lists of mpf: posterior-weighted (log-sum-exp) sums of the
+    per-component fields, all from the lambdified sympy derivation. Use inside ``mpmath.workdps``.
+    """
+    if not (len(weights) == len(means) == len(variances)) or not weights:
+        raise ValueError("weights, means and variances must have the same non-zero length")
+    comps = [mp_gaussian_fields(alpha, beta, x, m, v) for m, v in zip(means, variances)]
+    logs = [mpmath.log(mpmath.mpf(w)) + c[2] if w > 0 else -mpmath.inf for w, c in zip(weights, comps)]
+    top = max(logs)
+    ws = [mpmath.exp(v - top) if v != -mpmath.inf else mpmath.mpf(0) for v in logs]
+    total = mpmath.fsum(ws)
+    ws = [w / total for w in ws]
+    dim = len(x)
+    eta_x = [mpmath.fsum(w * c[0][j] for w, c in zip(ws, comps)) for j in range(dim)]
+    eta_z = [mpmath.fsum(w * c[1][j] for w, c in zip(ws, comps)) for j in range(dim)]
+    return eta_x, eta_z
+
+
+def field_kernel_expressions(schedule) -> dict[str, sp.Expr]:
+    """The sympy sources of the generated coefficients (for tests and reports)."""
+    return field_kernels(schedule)
