@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.codegen.cfunctions import expm1 as _Expm1
+from sympy.codegen.cfunctions import log1p as _Log1p
 
 from .limits import endpoint_value, is_finite_number
 
@@ -26,13 +28,14 @@ __all__ = [
     "GeneratedFunction",
     "TorchPrinter",
     "prepare",
+    "stabilize",
     "render_function",
     "render_module",
     "source_hash",
     "compile_module",
 ]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 
 class CodegenError(ValueError):
@@ -58,6 +61,8 @@ _FUNCS = {
     sp.sign: "torch.sign",
     sp.erf: "torch.special.erf",
     sp.erfc: "torch.special.erfc",
+    _Expm1: "torch.expm1",
+    _Log1p: "torch.log1p",
 }
 
 
@@ -226,8 +231,74 @@ def _simplify_guarded(expr: sp.Expr, max_ops: int = 120) -> sp.Expr:
     return min(candidates, key=lambda e: (e.count_ops(), len(str(e))))
 
 
-def prepare(name: str, expr: sp.Expr, var: sp.Symbol, *, simplify: bool = True, endpoints: Sequence[int] = (0, 1)) -> GeneratedFunction:
-    """Simplify ``expr`` and derive the endpoint limits that plain evaluation would miss."""
+def _stable_add(e: sp.Add) -> sp.Expr:
+    """Rewrite differences of exponentials in a sum without cancellation:
+    ``c R exp(a) - c R exp(b) = -c R exp(a) expm1(b - a)`` (``R`` any common rest, ``a`` may be 0)."""
+    split = []
+    for term in e.args:
+        term = sp.powsimp(term, combine="exp") if term.has(sp.exp) else term
+        coeff, rest = term.as_coeff_Mul()
+        exps = [f for f in sp.Mul.make_args(rest) if isinstance(f, sp.exp)]
+        others = sp.Mul(*[f for f in sp.Mul.make_args(rest) if not isinstance(f, sp.exp)])
+        split.append([coeff, others, sp.Add(*[f.args[0] for f in exps]), term])
+    changed = False
+    i = 0
+    while i < len(split):
+        ci, ri, ai, _ = split[i]
+        for j in range(i + 1, len(split)):
+            cj, rj, aj, _ = split[j]
+            if cj == -ci and rj == ri and ai != aj and (ai != 0 or aj != 0):
+                if ai == 0:  # c R (1 - exp(b)) = -c R expm1(b)
+                    new = -ci * ri * _Expm1(sp.expand(aj))
+                elif aj == 0:  # c R (exp(a) - 1) = c R expm1(a)
+                    new = ci * ri * _Expm1(sp.expand(ai))
+                else:
+                    new = -ci * ri * sp.exp(ai) * _Expm1(sp.expand(aj - ai))
+                split[i] = [sp.Integer(1), sp.Integer(1), sp.Integer(0), new]
+                del split[j]
+                changed = True
+                break
+        i += 1
+    if not changed:
+        return e
+    return sp.Add(*[item[3] for item in split], evaluate=False)
+
+
+def stabilize(expr: sp.Expr) -> sp.Expr:
+    """Numerically stable rewriting before printing: differences of exponentials become ``expm1``
+    (see :func:`_stable_add`), ``log(1 + x)`` becomes ``log1p(x)``. Mathematically the identity."""
+    if expr.is_Atom or not expr.args:
+        return expr
+    args = tuple(stabilize(a) for a in expr.args)
+    if args != expr.args:
+        expr = expr.func(*args)
+    if isinstance(expr, sp.Add) and expr.has(sp.exp):
+        expr = _stable_add(expr)
+    if isinstance(expr, sp.log) and isinstance(expr.args[0], sp.Add):
+        coeff, rest = expr.args[0].as_coeff_Add()
+        if coeff == 1 and rest != 0:
+            return _Log1p(rest)
+    return expr
+
+
+def prepare(
+    name: str,
+    expr: sp.Expr,
+    var: sp.Symbol,
+    *,
+    simplify: bool = True,
+    endpoints: Sequence[int] = (0, 1),
+    values: Mapping[sp.Symbol, float] | None = None,
+) -> GeneratedFunction:
+    """Choose accurate symbolic forms of ``expr`` and derive the endpoint limits that plain
+    evaluation would miss.
+
+    Candidate forms (the simplified expression, the source, their reflections in ``u = 1 - t``)
+    are rendered and evaluated in float64 at probe times near t = 0 and near t = 1, at the
+    parameter ``values`` (and at 1/4x and 2x of them), against mpmath at 60 digits. The cheapest
+    candidate that is accurate on the whole interval is kept; otherwise the most accurate one on
+    [0, 1/2] becomes ``body`` and the most accurate one on (1/2, 1] becomes ``reflected``.
+    """
     expr = sp.sympify(expr)
     body = _simplify_guarded(expr) if simplify else expr
     if body.has(sp.log):
@@ -236,6 +307,9 @@ def prepare(name: str, expr: sp.Expr, var: sp.Symbol, *, simplify: bool = True, 
         expanded = sp.expand_log(body, force=True)
         if not expanded.has(sp.I) and _same_on_probes(expanded, body, var):
             body = expanded
+    reflected = None
+    if var in body.free_symbols and 1 in endpoints:
+        body, reflected = _choose_forms(name, expr, body, var, values)
     limits: list[tuple[int, sp.Expr]] = []
     for end in endpoints:
         value, needs_guard = endpoint_value(body, end, var)
@@ -244,11 +318,9 @@ def prepare(name: str, expr: sp.Expr, var: sp.Symbol, *, simplify: bool = True, 
                 # Oscillating or undefined: leave plain evaluation (NaN) there, it is the truth.
                 continue
             limits.append((end, value))
-    fn = GeneratedFunction(name, expr, body, tuple(limits))
-    if var in body.free_symbols and 1 in endpoints:
-        reflected = _reflect(body, var)
-        if reflected != body and _needs_reflection(fn, var, reflected):
-            fn = GeneratedFunction(name, expr, body, tuple(limits), reflected)
+    fn = GeneratedFunction(name, expr, body, tuple(limits), reflected)
+    if limits and var in body.free_symbols:
+        fn = _drop_needless_guards(fn, var, values)
     return fn
 
 
@@ -264,17 +336,26 @@ def _same_on_probes(a: sp.Expr, b: sp.Expr, var: sp.Symbol) -> bool:
 
 
 _U = sp.Symbol("_u", real=True, nonnegative=True)
-_PROBES = (1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2, 0.1, 0.3)
+# Probe times: [0, 1/2] (the body) and (1/2, 1) (the reflected form); exact endpoints are guarded.
+_TINY = (5e-324, 1e-310)  # subnormal: only NaN / wrong infinities count (their rounding is coarse)
+_LEFT = _TINY + (1e-300, 1e-30, 1e-12, 1e-9, 1e-6, 1e-3, 0.05, 0.2, 0.4, 0.5)
+_RIGHT = tuple(1.0 - h for h in (1e-16, 1e-15, 1e-12, 1e-9, 1e-6, 1e-3, 0.05, 0.2, 0.4))
+_GOOD = 1e-15  # a form this accurate everywhere is kept without looking further
+
+
+def _reflect_plain(body: sp.Expr, var: sp.Symbol) -> sp.Expr:
+    """``body`` with t = 1 - u and function arguments expanded in u (``cos(pi t/2) -> sin(pi u/2)``)."""
+    moved = body.xreplace({var: 1 - _U})
+    moved = moved.replace(
+        lambda f: isinstance(f, sp.Function) and len(f.args) == 1, lambda f: f.func(sp.expand(f.args[0]))
+    )
+    return sp.powsimp(moved, combine="exp")
 
 
 def _reflect(body: sp.Expr, var: sp.Symbol) -> sp.Expr:
     """``body`` with t = 1 - u and function arguments expanded, so that e.g.
     ``cos(pi t/2)`` becomes ``sin(pi u/2)``: accurate near t = 1, where 1 - t is exact in floats."""
-    moved = body.xreplace({var: 1 - _U})
-    moved = moved.replace(
-        lambda f: isinstance(f, sp.Function) and len(f.args) == 1, lambda f: f.func(sp.expand(f.args[0]))
-    )
-    moved = sp.powsimp(moved, combine="exp")
+    moved = _reflect_plain(body, var)
     if moved.count_ops() > 150:
         return moved
     try:
@@ -285,44 +366,159 @@ def _reflect(body: sp.Expr, var: sp.Symbol) -> sp.Expr:
     return factored if factored.count_ops() <= 2 * moved.count_ops() + 10 else moved
 
 
-def _needs_reflection(fn: GeneratedFunction, var: sp.Symbol, reflected: sp.Expr) -> bool:
-    """Probe float64 evaluation near t = 1 against mpmath at 50 digits: use the reflected form
-    only when the plain form loses accuracy there and the reflected one is more accurate."""
-    free = sorted(fn.body.free_symbols - {var}, key=lambda s: s.name)
-    plain_err, refl_err = 0.0, 0.0
-    for value in (sp.Rational(7, 10), sp.Integer(3)):
-        sub = {sym: value for sym in free}
-        body = fn.body.xreplace(sub)
-        plain_err = max(plain_err, _probe_error(fn, var, body))
-        refl_err = max(refl_err, _probe_error(fn, var, body, reflected.xreplace(sub)))
-        if not free:
-            break
-    return plain_err > 1e-14 and refl_err < plain_err
+def _probe_values(expr: sp.Expr, var: sp.Symbol, values: Mapping[sp.Symbol, float] | None) -> list[dict]:
+    """Parameter sets for probing: the given values (distinct fallbacks otherwise), x1/4 and x2."""
+    free = sorted(expr.free_symbols - {var, _U}, key=lambda s: s.name)
+    base = {}
+    for i, sym in enumerate(free):
+        v = (values or {}).get(sym)
+        base[sym] = float(v) if v is not None else 0.7 * (1 + 0.37 * i)
+    if not free:
+        return [{}]
+    return [base, {k: v * 0.25 for k, v in base.items()}, {k: v * 2.0 for k, v in base.items()}]
 
 
-def _probe_error(fn: GeneratedFunction, var: sp.Symbol, body: sp.Expr, reflected: sp.Expr | None = None) -> float:
-    import mpmath
+class _Prober:
+    """Float64 errors of candidate forms against mpmath (60 digits) at the probe times."""
+
+    def __init__(self, name: str, source: sp.Expr, var: sp.Symbol, values: Mapping[sp.Symbol, float] | None):
+        import mpmath
+
+        self.name, self.var = name, var
+        self.sets = _probe_values(source, var, values)
+        self.syms = sorted(source.free_symbols - {var}, key=lambda s: s.name)
+        f = sp.lambdify([var, *self.syms], source, modules="mpmath")
+        self.refs: list[list] = []
+        for vals in self.sets:
+            row = []
+            for tv in _LEFT + _RIGHT:
+                # the source may cancel near an end: one extra digit per decade of t or 1 - t
+                dps = 60 + int(max(-math.log10(tv), -math.log10(1.0 - tv)))
+                with mpmath.workdps(dps):
+                    try:
+                        r = f(mpmath.mpf(tv), *[mpmath.mpf(vals[s]) for s in self.syms])
+                        if isinstance(r, mpmath.mpc):
+                            r = r.real if abs(r.imag) <= 1e-40 * (1 + abs(r.real)) else None
+                    except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                        r = None
+                row.append(r)
+            self.refs.append(row)
+
+    def errors(self, form: sp.Expr) -> tuple[tuple[int, float], tuple[int, float]]:
+        """``((bad, err) on [0, 1/2], (bad, err) on (1/2, 1))``: ``bad`` counts NaN or wrong
+        infinities, ``err`` is the worst relative error (normalised by max(|ref|, 1e-12))."""
+        import mpmath
+        import torch
+
+        pnames = [(sym, f"_p{i}", 0.0) for i, sym in enumerate(self.syms)]
+        src = render_function(GeneratedFunction(self.name, form, form, ()), self.var, pnames)
+        fn = compile_module(src, "probe")[self.name]
+        tt = torch.tensor(_LEFT + _RIGHT, dtype=torch.float64)
+        out = [[0, 0.0], [0, 0.0]]
+        nleft = len(_LEFT)
+        for vals, refs in zip(self.sets, self.refs):
+            with torch.no_grad():
+                got = fn(tt, **{p: vals[sym] for sym, p, _ in pnames}).tolist()
+            for k, (g, r) in enumerate(zip(got, refs)):
+                side = out[0 if k < nleft else 1]
+                if r is None or not mpmath.isfinite(r) and not math.isinf(g):
+                    side[0] += r is not None
+                    continue
+                if not mpmath.isfinite(r) or abs(r) > 1.7976931348623157e308:
+                    side[0] += not (math.isinf(g) and (g > 0) == (r > 0))
+                    continue
+                if not math.isfinite(g):
+                    side[0] += 1
+                    continue
+                if k < len(_TINY):
+                    continue
+                side[1] = max(side[1], float(abs(mpmath.mpf(g) - r) / max(abs(r), mpmath.mpf(1e-12))))
+        return (out[0][0], out[0][1]), (out[1][0], out[1][1])
+
+
+def _acceptable(score: tuple[int, float], best: tuple[int, float]) -> bool:
+    return score[0] <= best[0] and score[1] <= max(3.0 * best[1], _GOOD)
+
+
+def _choose_forms(
+    name: str, source: sp.Expr, body: sp.Expr, var: sp.Symbol, values: Mapping[sp.Symbol, float] | None
+) -> tuple[sp.Expr, sp.Expr | None]:
+    """``(body, reflected)``: the forms evaluated on [0, 1/2] and (1/2, 1] (reflected None: one form)."""
+    prober = _Prober(name, source, var, values)
+    scores: dict[sp.Expr, tuple[tuple[int, float], tuple[int, float]]] = {}
+
+    def score(form: sp.Expr):
+        if form not in scores:
+            try:
+                scores[form] = prober.errors(form)
+            except (CodegenError, TypeError, ValueError, RuntimeError):
+                scores[form] = ((10**6, math.inf), (10**6, math.inf))
+        return scores[form]
+
+    left0, right0 = score(body)
+    if left0[0] == 0 and right0[0] == 0 and max(left0[1], right0[1]) <= _GOOD:
+        return body, None
+    t_forms = [body, source]
+    if body.count_ops() <= 120:
+        t_forms.append(sp.together(body))
+    u_forms = []
+    for base in (body, source):
+        for make in (_reflect, _reflect_plain):
+            try:
+                u_forms.append(make(base, var))
+            except (NotImplementedError, RecursionError, sp.PolynomialError):
+                pass
+    t_forms = list(dict.fromkeys(t_forms))
+    u_forms = [f for f in dict.fromkeys(u_forms) if f not in t_forms]
+    for form in t_forms + u_forms:
+        score(form)
+    best_left = min((scores[f][0] for f in t_forms), key=lambda s: (s[0], s[1]))
+    best_right = min((scores[f][1] for f in t_forms + u_forms), key=lambda s: (s[0], s[1]))
+    for form in t_forms:
+        if _acceptable(scores[form][0], best_left) and _acceptable(scores[form][1], best_right):
+            return form, None
+    left = next(f for f in t_forms if _acceptable(scores[f][0], best_left))
+    right = next(f for f in [left] + t_forms + u_forms if _acceptable(scores[f][1], best_right))
+    return left, (None if right == left else right)
+
+
+def _drop_needless_guards(fn: GeneratedFunction, var: sp.Symbol, values: Mapping[sp.Symbol, float] | None) -> GeneratedFunction:
+    """Drop an endpoint guard when the generated body already evaluates to the limit there (for
+    example ``-inf`` from a division by an exact zero) at every probe parameter set: one
+    ``torch.where`` less per call."""
     import torch
 
-    src = render_function(GeneratedFunction(fn.name, fn.source, body, fn.limits, reflected), var)
-    ns = compile_module(src, "probe")
-    ref_f = sp.lambdify(var, body, modules="mpmath")
-    worst = 0.0
-    with mpmath.workdps(50):
-        for h in _PROBES:
-            tt = torch.tensor([1.0 - h], dtype=torch.float64)
-            got = float(ns[fn.name](tt)[0])
-            try:
-                ref = ref_f(mpmath.mpf(float(tt[0])))
-            except (ZeroDivisionError, ValueError):
-                continue
-            if isinstance(ref, mpmath.mpc):
-                ref = ref.real
-            if not mpmath.isfinite(ref) or not math.isfinite(got):
-                continue
-            err = abs(got - float(ref)) / (abs(float(ref)) + 1e-300)
-            worst = max(worst, err)
-    return worst
+    syms = sorted(fn.body.free_symbols - {var}, key=lambda s: s.name)
+    if fn.reflected is not None:
+        syms = sorted(set(syms) | (fn.reflected.free_symbols - {var, _U}), key=lambda s: s.name)
+    pnames = [(sym, f"_p{i}", 0.0) for i, sym in enumerate(syms)]
+    try:
+        src = render_function(GeneratedFunction(fn.name, fn.source, fn.body, (), fn.reflected), var, pnames)
+        f = compile_module(src, "guard_probe")[fn.name]
+    except (CodegenError, TypeError, ValueError):
+        return fn
+    keep = []
+    for end, lim in fn.limits:
+        ok = True
+        for vals in _probe_values(fn.source, var, values):
+            if any(s not in vals for s in syms):
+                ok = False
+                break
+            kw = {p: vals[sym] for sym, p, _ in pnames}
+            with torch.no_grad():
+                got = float(f(torch.tensor([float(end)], dtype=torch.float64), **kw)[0])
+                got32 = float(f(torch.tensor([float(end)], dtype=torch.float32), **kw)[0])
+            target = lim.xreplace(vals) if lim.free_symbols else lim
+            if target in (sp.oo, -sp.oo):
+                ok = all(math.isinf(g) and (g > 0) == (target == sp.oo) for g in (got, got32))
+            else:
+                tv = float(sp.N(target, 30))
+                ok = all(math.isfinite(g) for g in (got, got32)) and abs(got - tv) <= 1e-15 * max(1.0, abs(tv)) and abs(got32 - tv) <= 1e-6 * max(1.0, abs(tv))
+            if not ok:
+                break
+        if not ok:
+            keep.append((end, lim))
+    return GeneratedFunction(fn.name, fn.source, fn.body, tuple(keep), fn.reflected)
 
 
 def render_function(
@@ -335,7 +531,7 @@ def render_function(
     vname = var.name
     names = {var: vname, _U: "_u"}
     names.update({sym: pname for sym, pname, _ in params})
-    bodies = [fn.body] if fn.reflected is None else [fn.body, fn.reflected]
+    bodies = [stabilize(fn.body)] if fn.reflected is None else [stabilize(fn.body), stabilize(fn.reflected)]
     replacements, reduced_all = sp.cse(bodies, symbols=sp.numbered_symbols("_x"), optimizations=None)
     reduced = reduced_all[0]
     printer = TorchPrinter(names)
@@ -345,7 +541,7 @@ def render_function(
     lines.append(f'    """{doc_text}"""')
     for _, pname, _ in params:
         lines.append(f"    {pname} = torch.as_tensor({pname}, dtype={vname}.dtype, device={vname}.device)")
-    if fn.reflected is not None:
+    if any(_U in b.free_symbols for b in bodies):
         lines.append(f"    _u = 1.0 - {vname}  # exact for t >= 1/2 (Sterbenz)")
     for sym, sub in replacements:
         code = printer(sub)
@@ -397,7 +593,8 @@ def render_module(
     head += [f"# sha256: {digest}", "import math  # noqa: F401", "", "import torch", ""]
     body = [f'SOURCE_SHA256 = "{digest}"', f"FUNCTIONS = {list(functions)!r}", ""]
     for name, expr in functions.items():
-        body.append(render_function(prepare(name, expr, var, simplify=simplify), var, params))
+        values = {sym: default for sym, _, default in params}
+        body.append(render_function(prepare(name, expr, var, simplify=simplify, values=values), var, params))
     return "\n".join(head + body)
 
 
