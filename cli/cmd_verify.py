@@ -43,6 +43,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="mutation check: perturb the generated kernels and claim inputs, report the mutation score",
     )
+    p.add_argument("--no-cache", action="store_true", help="recompute cached mpmath references and the regeneration check")
     p.add_argument("--sample", type=int, default=None, metavar="N", help="with --mutate: only N mutants (spread evenly)")
     return p
 
@@ -54,6 +55,7 @@ def _options(args: argparse.Namespace) -> dict:
         "quick": bool(args.quick),
         "mutate": bool(args.mutate),
         "sample": args.sample,
+        "no_cache": bool(args.no_cache),
         "argv": sys.argv[1:],
         "python": platform.python_version(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -82,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
         select_claims(args.claim)
     except UnknownClaimError as exc:
         raise UsageError(str(exc)) from None
+    if args.no_cache:
+        import os
+
+        os.environ["LAZYSI_NO_CACHE"] = "1"
     options = _options(args)
     out = Path(args.out) if args.out else None
     if out is not None:

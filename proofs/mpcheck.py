@@ -10,15 +10,20 @@ infinities required to match exactly. Results are cached: claims are re-run many
 """
 from __future__ import annotations
 
+import atexit
+import hashlib
+import json
 import math
+import os
 from functools import lru_cache
+from pathlib import Path
 
 import mpmath
 import sympy as sp
 
 from lazysi.symbolic.limits import endpoint_limit
 
-__all__ = ["mp_value", "mp_value_cached", "rel_error", "lambdified", "TINY"]
+__all__ = ["mp_value", "mp_value_cached", "rel_error", "lambdified", "flush_cache", "cache_path", "TINY"]
 
 # Below this magnitude a reference counts as zero and the error is absolute (no float64 kernel
 # can be relatively accurate for a value that underflows).
@@ -59,9 +64,68 @@ def mp_value(expr: sp.Expr, var: sp.Symbol, t: float, digits: int = 30) -> mpmat
     raise ArithmeticError(f"mpmath reference did not converge for {expr} at t={t!r}")
 
 
-@lru_cache(maxsize=None)
+_MEMO: dict[str, mpmath.mpf] = {}
+_DISK: dict[str, str] | None = None
+_DIRTY = False
+
+
+def cache_path() -> Path:
+    """Where reference values persist between runs (``$LAZYSI_CACHE_DIR``, default
+    ``~/.cache/lazysi``); ``LAZYSI_NO_CACHE=1`` disables it."""
+    root = os.environ.get("LAZYSI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "lazysi")
+    return Path(root) / "verify" / f"mp-references-sympy{sp.__version__}-mpmath{mpmath.__version__}.json"
+
+
+def _disk() -> dict[str, str]:
+    global _DISK
+    if _DISK is None:
+        _DISK = {}
+        if os.environ.get("LAZYSI_NO_CACHE") != "1":
+            try:
+                _DISK = json.loads(cache_path().read_text())
+            except (OSError, ValueError):
+                _DISK = {}
+    return _DISK
+
+
+def flush_cache() -> None:
+    """Write new reference values to disk (atomic replace; failures only lose the cache)."""
+    global _DIRTY
+    if not _DIRTY or os.environ.get("LAZYSI_NO_CACHE") == "1":
+        return
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(_disk()))
+        os.replace(tmp, path)
+        _DIRTY = False
+    except OSError:
+        pass
+
+
+atexit.register(flush_cache)
+
+
 def mp_value_cached(expr: sp.Expr, var: sp.Symbol, t: float, digits: int) -> mpmath.mpf:
-    return mp_value(expr, var, t, digits)
+    """:func:`mp_value`, memoised in memory and on disk. The key is a sha256 of the
+    expression's ``srepr`` (symbols with their assumptions), the variable, ``t`` and ``digits``;
+    the file name carries the sympy and mpmath versions, so any change recomputes."""
+    global _DIRTY
+    key = hashlib.sha256(f"{sp.srepr(expr)}|{sp.srepr(var)}|{t!r}|{digits}".encode()).hexdigest()
+    if key in _MEMO:
+        return _MEMO[key]
+    stored = _disk().get(key)
+    if stored is not None:
+        with mpmath.workdps(digits + 10):
+            value = mpmath.mpf(stored)
+    else:
+        value = mp_value(expr, var, t, digits)
+        with mpmath.workdps(digits + 10):
+            _disk()[key] = mpmath.nstr(value, digits + 10) if mpmath.isfinite(value) else str(value)
+        _DIRTY = True
+    _MEMO[key] = value
+    return value
 
 
 def rel_error(got: float, ref: mpmath.mpf, scale: float = 0.0, zero_below: float = 0.0) -> float:

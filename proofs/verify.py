@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 
+from .mpcheck import flush_cache
 from .registry import REGISTRY, Claim, ClaimResult, Context, claims, run_claim
 
 __all__ = ["UnknownClaimError", "verify", "select_claims", "render_table", "render_json", "render_markdown", "summary_line"]
@@ -54,6 +55,7 @@ def verify(
         results.append(result)
         if progress is not None:
             progress(i, len(selected), result)
+    flush_cache()
     return results
 
 
