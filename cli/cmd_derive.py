@@ -13,6 +13,9 @@ EPILOG = """examples:
   lazysi derive --family point-mass --param sigma=0.5 --json
   lazysi derive --alpha "cos(pi*t/2)" --beta "sin(pi*t/2)"
   lazysi derive --alpha "a*sqrt(t*(1-t))" --beta "t" --param a=0.7 --latex
+  lazysi derive --lazy sde --sigma 0.7 --json        # eps = eps*: the point-mass schedule
+  lazysi derive --lazy ode --sigma 1                 # eps = 0: variance preserving
+  lazysi derive --lazy sde --nu 3 --sigma 0.7 --emit-torch lazy_nu3.py
 """
 
 
@@ -69,7 +72,56 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--latex", action="store_true", help="print LaTeX instead of plain text")
     p.add_argument("--digits", type=int, default=30, help="precision of numeric validity checks (default 30)")
     p.add_argument("--emit-torch", metavar="FILE", help="write the generated, verified torch module to FILE")
+    lazy = p.add_argument_group("lazy schedules (derived by sympy for N(mu, sigma^2 I) data)")
+    lazy.add_argument("--lazy", choices=("ode", "sde"), help="derive the lazy schedule: ode (eps = 0) or sde (eps = nu eps*)")
+    lazy.add_argument("--nu", help="eps = nu eps* for --lazy sde (default 1, the optimal SDE)")
+    lazy.add_argument("--sigma", help="data scale sigma > 0 (required with --lazy)")
+    lazy.add_argument("--mu", help="data mean (scalar, every coordinate); reported with its drift/centring rule")
     return p
+
+
+def lazy_from_args(args: argparse.Namespace):
+    """``(schedule, extra report entries)`` for ``--lazy``; :func:`lazysi.symbolic.lazy.derive_lazy`."""
+    from lazysi.symbolic.expr import ExpressionError
+    from lazysi.symbolic.lazy import derive_lazy
+    from lazysi.symbolic.schedule import as_number
+
+    if args.family or args.alpha or args.beta or args.param:
+        raise UsageError("--lazy derives its own schedule: do not combine it with --family/--alpha/--beta/--param")
+    if args.sigma is None:
+        raise UsageError("--lazy needs --sigma S (the data scale)")
+    if args.lazy == "ode" and args.nu is not None:
+        raise UsageError("--nu applies to --lazy sde only (the ODE has eps = 0)")
+    try:
+        sigma = as_number(args.sigma, "sigma")
+        nu = None if args.nu is None else as_number(args.nu, "nu")
+        mu = None if args.mu is None else as_number(args.mu, "mu")
+        if args.lazy == "ode":
+            der = derive_lazy("zero", sigma)
+        else:
+            der = derive_lazy("optimal", sigma, nu=1 if nu is None else nu)
+    except ExpressionError as exc:
+        raise UsageError(str(exc)) from None
+    sch = der.schedule
+    eps = sp.Integer(0) if der.rule == "zero" else sch.bind(sp.Symbol("nu", positive=True)) * sch.bound.eps_star
+    extra = {
+        "eps": sp.sstr(_tidy(sp.simplify(eps))),
+        "lazy": {
+            "rule": "eps = 0" if der.rule == "zero" else "eps = nu eps*",
+            "ode": sp.sstr(der.ode),
+            "general_solution": sp.sstr(der.general),
+            "boundary": der.boundary,
+            "alpha_squared_of_beta": sp.sstr(sch.bind(der.alpha_sq)),
+        },
+    }
+    if mu is not None:
+        extra["lazy"]["mu"] = sp.sstr(mu)
+        extra["lazy"]["mean_rule"] = (
+            "drift of the lazy SDE is beta_dot mu (constant when beta = t): start at 0, no centring needed"
+            if der.point_mass
+            else "centre the data: eta_{X-mu}(t, x') = eta_X(t, x' + beta mu) - mu, sample X - mu, add mu at the end"
+        )
+    return sch, extra
 
 
 def derive_report(schedule, digits: int = 30) -> dict:
@@ -106,8 +158,15 @@ def _tidy(e: sp.Expr) -> sp.Expr:
 
 
 def run(args: argparse.Namespace) -> int:
-    schedule = schedule_from_args(args.family, args.alpha, args.beta, args.param)
+    extra: dict = {}
+    if getattr(args, "lazy", None):
+        schedule, extra = lazy_from_args(args)
+    else:
+        if getattr(args, "nu", None) is not None or getattr(args, "sigma", None) is not None or getattr(args, "mu", None) is not None:
+            raise UsageError("--nu/--sigma/--mu only apply with --lazy ode|sde")
+        schedule = schedule_from_args(args.family, args.alpha, args.beta, args.param)
     out = derive_report(schedule, digits=args.digits)
+    out.update(extra)
     if args.emit_torch:
         from lazysi.numeric.kernels import render_schedule_module
 
@@ -121,6 +180,10 @@ def run(args: argparse.Namespace) -> int:
         for name in ("alpha", "beta", "alpha_dot", "beta_dot", "lam", "eps_star"):
             value = out["latex"][name] if key else out[name]
             print(f"{name:10s} = {value}")
+        if "eps" in out:
+            print(f"{'eps':10s} = {out['eps']}")
+            for k, v in out["lazy"].items():
+                print(f"  {k}: {v}")
         print(f"point_mass = {out['point_mass']}")
         print(f"valid      = {out['valid']}")
         for c in out["conditions"]:
