@@ -382,14 +382,16 @@ def symbolic_mutants(families: list[str] | None = None) -> Iterator[Mutant]:
 
                 fam_mod.FAMILIES[name] = Family(original.name, original.description, original.params, build)
                 claims_kernels._bound_kernels.cache_clear()
+                claims_kernels._reference.cache_clear()
 
                 def undo():
                     fam_mod.FAMILIES[name] = original
                     claims_kernels._bound_kernels.cache_clear()
+                    claims_kernels._reference.cache_clear()
 
                 return undo
 
-            yield Mutant(f"{name}.{which}~{desc.split()[0]}{'c' if 'constant' in desc else 'f'}", "symbolic",
+            yield Mutant(f"{name}.{which}~{'constant' if 'constant' in desc else 'factor'}", "symbolic",
                          FAMILY_CLAIMS[name], f"family {name} {which}", f"{which} {desc}", apply)
     try:
         from .claims_peers import PEER_MUTANTS
