@@ -26,10 +26,11 @@ __all__ = [
 
 MAX_LENGTH = 2000
 MAX_NODES = 400
-MAX_DEPTH = 40
+MAX_DEPTH = 100
 MAX_EXPONENT = 64
 MAX_LITERAL = 10**12
 MAX_DIGITS = 40
+MAX_EXP_ARGUMENT = 1000  # exp/sinh/cosh of a constant beyond this overflows every float
 
 
 class ExpressionError(ValueError):
@@ -80,12 +81,34 @@ _BINOPS = {
 }
 
 
+def _short(value: object, limit: int = 40) -> str:
+    """``repr`` of a user-supplied piece, shortened so that an error message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_MAX_BITS = int(MAX_DIGITS * 3.33) + 1
+
+
 def _check_size(value: sp.Expr, where: str) -> sp.Expr:
+    """Refuse exact rationals with more than about MAX_DIGITS digits (bit length, no str())."""
     if value.is_Number and value.is_Rational:
         p, q = value.as_numer_denom()
-        if len(str(abs(int(p)))) > MAX_DIGITS or len(str(int(q))) > MAX_DIGITS:
+        if abs(int(p)).bit_length() > _MAX_BITS or abs(int(q)).bit_length() > _MAX_BITS:
             raise ExpressionError(f"{where}: numeric value too large (more than {MAX_DIGITS} digits)")
     return value
+
+
+_GROWING = ("exp", "sinh", "cosh")
+
+
+def _check_result(expr: sp.Expr) -> sp.Expr:
+    """Refuse undefined, infinite or complex results (division by zero, log(0), sqrt(-1), ...)."""
+    if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise ExpressionError(f"expression is undefined or infinite: {sp.sstr(expr)[:80]} (division by zero, log(0), tan(pi/2)?)")
+    if expr.has(sp.I):
+        raise ExpressionError(f"expression is complex: {sp.sstr(expr)[:80]} (square root or log of a negative value?)")
+    return expr
 
 
 def parse_expression(
@@ -124,7 +147,7 @@ def parse_expression(
     names: dict[str, sp.Expr] = {variable: time_symbol(variable)}
     for name, sym in (params or {}).items():
         if name in ALLOWED_FUNCTIONS or name in ALLOWED_CONSTANTS or name == variable:
-            raise ExpressionError(f"parameter name {name!r} clashes with a reserved name")
+            raise ExpressionError(f"parameter name {_short(name)} clashes with a reserved name")
         names[name] = sym
     names.update(ALLOWED_CONSTANTS)
 
@@ -142,9 +165,9 @@ def parse_expression(
         if isinstance(node, ast.Constant):
             value = node.value
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ExpressionError(f"literal {value!r} is not a real number")
+                raise ExpressionError(f"literal {_short(value)} is not a real number")
             if abs(value) > MAX_LITERAL:
-                raise ExpressionError(f"literal {value!r} too large (limit {MAX_LITERAL:g})")
+                raise ExpressionError(f"literal {_short(value)} too large (limit {MAX_LITERAL:g})")
             if isinstance(value, int):
                 return sp.Integer(value)
             if value != value or value in (float("inf"), float("-inf")):
@@ -154,7 +177,7 @@ def parse_expression(
         if isinstance(node, ast.Name):
             if node.id not in names:
                 allowed = sorted(set(names) | set(ALLOWED_FUNCTIONS))
-                raise ExpressionError(f"unknown name {node.id!r}; allowed: {', '.join(allowed)}")
+                raise ExpressionError(f"unknown name {_short(node.id)}; allowed: {', '.join(allowed)}")
             return names[node.id]
         if isinstance(node, ast.UnaryOp):
             operand = walk(node.operand, depth + 1)
@@ -174,7 +197,7 @@ def parse_expression(
                 if right.is_real is False:
                     raise ExpressionError("complex exponent")
                 if abs(float(right)) > MAX_EXPONENT:
-                    raise ExpressionError(f"exponent {right} too large (|exponent| <= {MAX_EXPONENT})")
+                    raise ExpressionError(f"exponent {sp.sstr(right)[:40]} too large (|exponent| <= {MAX_EXPONENT})")
                 if left.is_number and left != 0 and abs(float(sp.N(left, 15))) > MAX_LITERAL:
                     raise ExpressionError("power of a too large base")
                 return _check_size(left**right, "power")
@@ -187,13 +210,16 @@ def parse_expression(
             fname = node.func.id
             if fname not in ALLOWED_FUNCTIONS:
                 raise ExpressionError(
-                    f"function {fname!r} is not allowed; allowed: {', '.join(sorted(ALLOWED_FUNCTIONS))}"
+                    f"function {_short(fname)} is not allowed; allowed: {', '.join(sorted(ALLOWED_FUNCTIONS))}"
                 )
             if node.keywords:
                 raise ExpressionError(f"{fname}() takes no keyword arguments")
             if len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
                 raise ExpressionError(f"{fname}() takes exactly one argument")
-            return ALLOWED_FUNCTIONS[fname](walk(node.args[0], depth + 1))
+            arg = walk(node.args[0], depth + 1)
+            if fname in _GROWING and arg.is_number and abs(float(sp.re(arg))) > MAX_EXP_ARGUMENT:
+                raise ExpressionError(f"{fname}() of a constant beyond {MAX_EXP_ARGUMENT} in magnitude")
+            return ALLOWED_FUNCTIONS[fname](arg)
         kind = type(node).__name__
         hints = {
             "Attribute": "attribute access",
@@ -212,6 +238,11 @@ def parse_expression(
         raise ExpressionError(f"{hints.get(kind, kind)} not allowed in expressions")
 
     try:
-        return walk(tree, 0)
+        return _check_result(walk(tree, 0))
+    except ExpressionError:
+        raise
     except RecursionError:
         raise ExpressionError("expression nested too deeply") from None
+    except (ArithmeticError, TypeError, ValueError, NotImplementedError, MemoryError) as exc:
+        # sympy refused to build or evaluate a constant (e.g. an overflow): a clear refusal.
+        raise ExpressionError(f"expression cannot be built: {type(exc).__name__}: {str(exc)[:120]}") from None
