@@ -70,6 +70,7 @@ __all__ = [
     "load_stats",
     "frechet_distance",
     "sqrtm_psd",
+    "NON_IDENTITY_OPTIONS",
     "add_shard_arguments",
     "run_sharded",
 ]
@@ -644,6 +645,10 @@ def load_stats(out_dir: str | os.PathLike) -> FeatureStats:
 # ----------------------------------------------------------------------------------------------
 # CLI hook for `lazysi sample`
 # ----------------------------------------------------------------------------------------------
+#: options that do not change any sample (left out of the run fingerprint, so a resume may change them)
+NON_IDENTITY_OPTIONS = ("resume", "out", "batch", "func", "command", "progress", "quiet", "verbose")
+
+
 def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--shard-size`` and ``--resume`` to a command's parser (the sample command owns
     ``--n``, ``--out``, ``--batch``, ``--seed``, ``--device``)."""
@@ -668,8 +673,9 @@ def run_sharded(
     ``lambda idx: generate(model, sampler, steps, idx, seed)``). Initialises torch.distributed
     from torchrun's environment when needed, writes the shards and the manifest, and (rank 0)
     ``record.json`` with the resolved options (:mod:`lazysi.numeric.record`). The run
-    fingerprint is the sha256 of the resolved options without ``resume``/``out``, so a resume with
-    different options is refused.
+    fingerprint is the sha256 of the resolved options without :data:`NON_IDENTITY_OPTIONS`
+    (``resume``, ``out``, ``batch``, ...), so a resume with options that change the samples
+    (seed, steps, model, ...) is refused while the batch size may change.
     """
     from lazysi.numeric.record import fingerprint_options, run_record, write_record
 
@@ -680,7 +686,7 @@ def run_sharded(
     options = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in vars(args).items() if not callable(v)}
     shard_size = args.shard_size if getattr(args, "shard_size", None) else min(int(args.n), 1000)
     options["shard_size"] = shard_size
-    fp = fingerprint_options(options, exclude=("resume", "out", "func", "command"))
+    fp = fingerprint_options(options, exclude=NON_IDENTITY_OPTIONS)
     rank, world = _rank_world(None)
     result = sample_to_shards(generate_fn, int(args.n), args.out, shard_size=shard_size, batch=int(args.batch),
                               resume=bool(getattr(args, "resume", False)), stats=features, fingerprint=fp,

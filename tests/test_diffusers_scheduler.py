@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from pathlib import Path
 
 import mpmath
 import pytest
@@ -192,3 +193,18 @@ def test_save_and_reload_config(tmp_path):
     sched.save_config(tmp_path)
     again = LazyFlowMatchScheduler.from_pretrained(tmp_path)
     assert again.config.data_sigma == SIGMA and again.config.num_train_timesteps == 1000
+
+
+def _runnable_blocks(doc: str) -> list[str]:
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / doc).read_text()
+    return [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if b.startswith("# runnable example")]
+
+
+def test_docs_diffusers_example_runs(tmp_path, monkeypatch, capsys):
+    blocks = _runnable_blocks("diffusers.md")
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "docs/diffusers.md", "exec"), {"__name__": "docs_example"})  # our own documentation
+    assert capsys.readouterr().out.strip()

@@ -203,6 +203,21 @@ def test_feature_stats_merge_equals_single_pass():
         parts.update(torch.zeros(2, 4))
 
 
+def _runnable_blocks(doc: str) -> list[str]:
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / doc).read_text()
+    return [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if b.startswith("# runnable example")]
+
+
+def test_docs_distributed_example_runs(tmp_path, monkeypatch, capsys):
+    blocks = _runnable_blocks("distributed.md")
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "docs/distributed.md", "exec"), {"__name__": "docs_example"})  # our own documentation
+    assert capsys.readouterr().out.strip()
+
+
 def _worker(argv: list[str]) -> None:
     out, n, shard, batch, sleep, resume = argv
     torch.set_num_threads(1)
