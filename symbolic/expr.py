@@ -10,6 +10,7 @@ offending construct.
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Mapping
 
 import sympy as sp
@@ -138,7 +139,9 @@ def parse_expression(
     if "\x00" in text:
         raise ExpressionError("expression contains a NUL character")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # e.g. "1if": the error below is enough
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"syntax error: {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):

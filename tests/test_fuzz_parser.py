@@ -14,6 +14,7 @@ import ast
 import builtins
 import importlib
 import time
+import types
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from lazysi.symbolic.expr import ExpressionError, param_symbol, parse_expression
 TIME_BOUND_S = 1.0  # per call; a safety property on a shared machine, not a benchmark
 PARAMS = {"sigma": param_symbol("sigma"), "nu": param_symbol("nu")}
 sympify_module = importlib.import_module("sympy.core.sympify")  # the module, not the function
+LIBRARY_DIRS = tuple(str(Path(m.__file__).resolve().parent) for m in (sp, importlib.import_module("mpmath")))
 ALLOWED_SYMBOLS = {time_symbol("t"), *PARAMS.values()}
 SENTINEL_FILE = Path(__file__).resolve().parent / ".fuzz_parser_sentinel"
 FORBIDDEN_MODULES = {"os", "sys", "subprocess", "shutil", "socket", "pathlib", "importlib", "ctypes", "builtins", "io", "posix", "pty"}
@@ -77,8 +79,18 @@ def traps():
             raise Executed("sympify on a string while parsing")
         return real_sympify(a, *args, **kwargs)
 
+    trapped_exec = refuse("exec")
+
+    def guarded_exec(code, *args, **kwargs):
+        # importlib loading one of sympy's/mpmath's own (lazily imported) modules from disk is
+        # allowed: such a code object comes from a library file, never from the parsed text
+        # (compiling text to bytecode is trapped above).
+        if isinstance(code, types.CodeType) and code.co_name == "<module>" and code.co_filename.startswith(LIBRARY_DIRS):
+            return real["exec"](code, *args, **kwargs)
+        return trapped_exec(code, *args, **kwargs)
+
     builtins.eval = refuse("eval")
-    builtins.exec = refuse("exec")
+    builtins.exec = guarded_exec
     builtins.open = refuse("open")
     builtins.breakpoint = refuse("breakpoint")
     builtins.compile = guarded_compile
@@ -243,6 +255,10 @@ def test_traps_are_live():
     with traps():
         with pytest.raises(Executed):
             eval("1")  # noqa: S307 - deliberately trapped
+        with pytest.raises(Executed):
+            exec(compile("x = 1", "<fuzz>", "exec"))  # noqa: S102
+        with pytest.raises(Executed):
+            exec("x = 1")  # noqa: S102
         with pytest.raises(Executed):
             sp.sympify("t")
         with pytest.raises(Executed):
