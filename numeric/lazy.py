@@ -1,0 +1,232 @@
+"""Lazy samplers for pretrained models, and the baselines on the training schedule.
+
+Time runs forward, t = 0 base -> t = 1 data, on explicit float64 grids. A model is a
+:class:`~lazysi.numeric.providers.FieldProvider` on its training schedule A (see
+:mod:`lazysi.numeric.adapters` and :mod:`lazysi.numeric.zoo`).
+
+Lazy samplers (MATH.md, "Applying it to a pretrained flow model") run in a lazy schedule B and
+evaluate the model through the conversion C4, ``eta_B(s, x) = eta_A(tau(s), x / c_s)``
+(:class:`~lazysi.numeric.convert.ConvertedProvider`), on CENTRED data ``X - mu``
+(:class:`CentredProvider`, C14: ``eta_{X-mu}(t, x') = eta_X(t, x' + beta_t mu) - mu``):
+
+* ``lazy-ode``: Euler on the probability-flow ODE of ``vp(sigma)``: ``alpha = cos(pi s/2)``,
+  ``beta = sin(pi s/2)/sigma``; start at ``Z``, output ``sigma x_1 + mu``. Exact in one step on
+  ``N(mu, sigma^2 I)`` data (C13: the velocity vanishes there).
+* ``lazy-heun``: Heun (order 2) on the same lazy ODE.
+* ``lazy-sde``: Euler-Maruyama on the eps*-SDE of ``point-mass(sigma)``: ``beta = s``,
+  ``alpha = sigma sqrt(s (1 - s))``; start at 0, output ``x_1 + mu``. Exact on ``N(mu, sigma^2 I)``
+  (C12-C14: the drift vanishes on centred data, the noise is ``sigma dW``).
+
+Baselines on the training schedule A: ``euler``, ``heun``, ``midpoint``, ``rk4`` (probability-flow
+ODE from ``Z``), ``em`` (Euler-Maruyama with ``eps = eps*``; eps* is infinite at a standard base,
+C3, so the first step, from t = 0, is a probability-flow Euler step) and ``reference``
+(RK4 with ``max(steps, REFERENCE_STEPS)`` uniform steps).
+
+Grids (``grid``): ``uniform`` in the sampler's own time; ``lambda`` uniform in its half log-SNR
+between its times ``LAMBDA_CLIP`` and ``1 - LAMBDA_CLIP``, end points then moved to 0 and 1;
+``edm`` (Karras rho = 7 noise levels, sigma_max = 80, last step to the data; first point moved to
+0); ``shifted`` (SD3 shift ``shift``).
+
+Per-sample randomness: sample i's initial noise and Brownian increments depend only on
+``(seed, i)`` (:mod:`lazysi.numeric.seeding`), so :func:`generate` for an explicit list of indices
+is what shards a run across processes.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from lazysi.symbolic.families import family
+
+from . import grids
+from .brownian import BrownianPath
+from .convert import ConvertedProvider
+from .kernels import NumericSchedule
+from .providers import Diffusion, FieldProvider, broadcast_time
+from .samplers import ODE, SDE, get_solver, integrate, provider_ode, provider_sde
+from .seeding import per_sample_normal
+
+__all__ = [
+    "SAMPLERS",
+    "GRIDS",
+    "REFERENCE_STEPS",
+    "LAMBDA_CLIP",
+    "SamplerSpec",
+    "CentredProvider",
+    "CountingProvider",
+    "lazy_provider",
+    "make_grid",
+    "generate",
+]
+
+REFERENCE_STEPS = 256
+LAMBDA_CLIP = 0.02
+GRIDS = ("uniform", "lambda", "edm", "shifted")
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """``frame``: ``lazy-vp``, ``lazy-pm`` or ``train``; ``solver``: a name of
+    :data:`lazysi.numeric.samplers.SOLVERS`; ``evals``: model evaluations per step."""
+
+    name: str
+    frame: str
+    solver: str
+    evals: int
+    description: str
+
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    s.name: s
+    for s in (
+        SamplerSpec("lazy-ode", "lazy-vp", "euler", 1, "Euler on the lazy VP ODE (centred, scale sigma)"),
+        SamplerSpec("lazy-heun", "lazy-vp", "heun", 2, "Heun on the lazy VP ODE (centred, scale sigma)"),
+        SamplerSpec("lazy-sde", "lazy-pm", "em", 1, "Euler-Maruyama on the point-mass eps*-SDE"),
+        SamplerSpec("euler", "train", "euler", 1, "Euler on the training schedule's ODE"),
+        SamplerSpec("heun", "train", "heun", 2, "Heun on the training schedule's ODE"),
+        SamplerSpec("midpoint", "train", "midpoint", 2, "midpoint on the training schedule's ODE"),
+        SamplerSpec("rk4", "train", "rk4", 4, "RK4 on the training schedule's ODE"),
+        SamplerSpec("em", "train", "em", 1, "Euler-Maruyama with eps* on the training schedule"),
+        SamplerSpec("reference", "train", "rk4", 4, f"RK4, max(steps, {REFERENCE_STEPS}) uniform steps"),
+    )
+}
+
+
+class CentredProvider(FieldProvider):
+    """Fields of the centred data ``X - mu`` under the same schedule (C14):
+    ``eta_{X-mu}(t, x') = eta_X(t, x' + beta_t mu) - mu``, ``eta_Z(t, x') = eta_Z(t, x' + beta_t mu)``
+    (``x' = x - beta_t mu``). ``mu`` has the event shape (or is a scalar)."""
+
+    def __init__(self, source: FieldProvider, mu: torch.Tensor):
+        self.source = source
+        self.schedule = source.schedule
+        self.mu = torch.as_tensor(mu, dtype=torch.float64)
+
+    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu = self.mu.to(dtype=x.dtype, device=x.device)
+        beta = self.schedule.beta(broadcast_time(t, x))
+        eta_x, eta_z = self.source.fields(t, x + beta * mu)
+        return eta_x - mu, eta_z
+
+
+class CountingProvider(FieldProvider):
+    """Counts ``fields`` calls (network evaluations) of ``source``."""
+
+    def __init__(self, source: FieldProvider):
+        self.source = source
+        self.schedule = source.schedule
+        self.calls = 0
+
+    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls += 1
+        return self.source.fields(t, x)
+
+
+def lazy_provider(provider: FieldProvider, frame: str, sigma: float, mu: torch.Tensor | float) -> ConvertedProvider:
+    """The model as a provider on the lazy schedule ``vp(sigma)`` (``frame = "lazy-vp"``) or
+    ``point-mass(sigma)`` (``"lazy-pm"``), for the centred data ``X - mu``."""
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"sigma must be positive and finite, got {sigma}")
+    name = {"lazy-vp": "vp", "lazy-pm": "point-mass"}.get(frame)
+    if name is None:
+        raise ValueError(f"unknown lazy frame {frame!r}")
+    target = NumericSchedule(family(name, sigma=sigma))
+    return ConvertedProvider(CentredProvider(provider, torch.as_tensor(mu, dtype=torch.float64)), target)
+
+
+def make_grid(kind: str, schedule: NumericSchedule, steps: int, shift: float = 3.0) -> torch.Tensor:
+    """A float64 grid of ``steps + 1`` times from 0 to 1 in ``schedule``'s time (see module doc)."""
+    if kind == "uniform":
+        return grids.uniform(steps)
+    if kind == "lambda":
+        g = grids.uniform_lambda(schedule, steps, LAMBDA_CLIP, 1.0 - LAMBDA_CLIP)
+        g[0], g[-1] = 0.0, 1.0
+        return grids.check_grid(g)
+    if kind == "edm":
+        g = grids.edm(schedule, steps).clone()
+        g[0] = 0.0
+        return grids.check_grid(g)
+    if kind == "shifted":
+        return grids.check_grid(grids.shifted(steps, shift))
+    raise ValueError(f"unknown grid {kind!r}; known: {', '.join(GRIDS)}")
+
+
+def _brownian(grid: torch.Tensor, seed: int, indices: Sequence[int], shape: Sequence[int]) -> BrownianPath:
+    """Brownian path on ``grid`` whose row j depends only on ``(seed, indices[j])`` (same stream and
+    construction as :meth:`BrownianPath.sample`)."""
+    n = grid.numel()
+    xi = per_sample_normal(seed, indices, (n - 1, *shape), stream="brownian")
+    dt = (grid[1:] - grid[:-1]).reshape((n - 1,) + (1,) * (1 + len(shape)))
+    inc = xi.movedim(0, 1) * dt.sqrt()
+    zero = torch.zeros((1, len(indices), *shape), dtype=torch.float64)
+    return BrownianPath(grid, torch.cat([zero, inc.cumsum(0)]))
+
+
+def _run(spec: SamplerSpec, provider: FieldProvider, grid: torch.Tensor, x0: torch.Tensor,
+         path: BrownianPath | None) -> torch.Tensor:
+    solver = get_solver(spec.solver)
+    if solver.kind == "ode":
+        return integrate(solver, provider_ode(provider), grid, x0)
+    assert path is not None
+    if spec.frame == "train":
+        # eps* is infinite at the standard base (C3): first step on the probability-flow ODE
+        x1 = integrate("euler", provider_ode(provider), grid[:2], x0)
+        if grid.numel() == 2:
+            return x1
+        return integrate(solver, provider_sde(provider, Diffusion.optimal(1.0)), grid[1:], x1, state=path)
+    return integrate(solver, provider_sde(provider, Diffusion.optimal(1.0)), grid, x0, state=path)
+
+
+def generate(
+    provider: FieldProvider,
+    sampler: str,
+    steps: int,
+    indices: Sequence[int],
+    seed: int,
+    shape: Sequence[int],
+    *,
+    sigma: float = 1.0,
+    mu: torch.Tensor | float = 0.0,
+    grid: str = "uniform",
+    shift: float = 3.0,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, int]:
+    """Samples for the explicit ``indices`` (one row each, data space, shape ``(len(indices), *shape)``)
+    and the number of model evaluations used (per sample).
+
+    ``provider`` is the model on its training schedule; ``sigma, mu`` set the lazy frame (ignored by
+    the baselines). Row j depends only on ``(seed, indices[j])`` and the options, never on which
+    other indices are generated together.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    spec = SAMPLERS[sampler]
+    shape = tuple(int(s) for s in shape)
+    counter = CountingProvider(provider)
+    mu_t = torch.as_tensor(mu, dtype=torch.float64)
+    if spec.frame == "train":
+        field: FieldProvider = counter
+    else:
+        field = lazy_provider(counter, spec.frame, sigma, mu_t)
+    n_steps = max(steps, REFERENCE_STEPS) if sampler == "reference" else steps
+    tgrid = make_grid("uniform" if sampler == "reference" else grid, field.schedule, n_steps, shift)
+    idx = [int(i) for i in indices]
+    if spec.frame == "lazy-pm":
+        x0 = torch.zeros((len(idx), *shape), dtype=dtype, device=device)
+    else:
+        x0 = per_sample_normal(seed, idx, shape, dtype=dtype, device=device)
+    path = _brownian(tgrid, seed, idx, shape) if get_solver(spec.solver).kind == "sde" else None
+    if path is not None and torch.device(device).type != "cpu":
+        path = BrownianPath(path.times, path.values.to(device))
+    x1 = _run(spec, field, tgrid, x0, path)
+    if spec.frame == "lazy-vp":
+        x1 = sigma * x1 + mu_t.to(dtype=dtype, device=device)
+    elif spec.frame == "lazy-pm":
+        x1 = x1 + mu_t.to(dtype=dtype, device=device)
+    return x1, counter.calls
