@@ -58,7 +58,7 @@ try:
     from diffusers.utils import BaseOutput
 except ModuleNotFoundError as exc:  # diffusers is an optional extra
     raise ModuleNotFoundError(
-        "lazysi.numeric.diffusers_scheduler needs diffusers: pip install 'diffusers>=0.30'"
+        "lazysi.numeric.diffusers_scheduler needs diffusers: pip install 'lazysi[diffusers]' (or 'diffusers>=0.30')"
     ) from exc
 
 __all__ = ["LazyFlowMatchScheduler", "LazyFlowMatchSchedulerOutput", "lazy_conversion"]

@@ -149,20 +149,29 @@ def test_sd3_transformer_matches_lazy_euler_sampler(steps):
         path = _diffusers_loop(model, sched, noise * sched.init_noise_sigma, cond)
 
         def v_fn(x, timestep):
-            ts = torch.as_tensor(timestep, dtype=torch.float64).reshape(1).expand(x.shape[0])
+            ts = torch.as_tensor(timestep, dtype=torch.float64).reshape(-1)
+            ts = ts.expand(x.shape[0]) if ts.numel() == 1 else ts
             return model(hidden_states=x, timestep=ts, return_dict=False, **cond)[0]
 
-        lazy = ConvertedProvider(VelocityModelProvider(v_fn), family("vp", sigma=SIGMA), lazy_conversion(SIGMA))
+        sources = [VelocityModelProvider(v_fn)]
+        try:  # the project's adapter, when present, is compared too
+            from lazysi.numeric.adapters import diffusers_flow_model
+        except ImportError:
+            pass
+        else:
+            sources.append(diffusers_flow_model(v_fn))
         grid = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
-        ours = integrate("euler", ODE(lambda s, x: lazy.drift(s, x)), grid, noise.clone(), keep_path=True)
-    conv = lazy_conversion(SIGMA)
-    assert len(ours) == len(path) == steps + 1
-    for k in range(steps + 1):
-        ck = float(conv.c(grid[k : k + 1])[0])
-        x_b = path[k] * ck  # scheduler latents are source coordinates: x_B = c x_A
-        assert torch.isfinite(path[k]).all()
-        err = float((x_b - ours[k]).abs().max())
-        assert err < 1e-6 * (1.0 + float(ours[k].abs().max())), f"step {k}: {err:.3e}"
+        conv = lazy_conversion(SIGMA)
+        for source in sources:
+            lazy = ConvertedProvider(source, family("vp", sigma=SIGMA), conv)
+            ours = integrate("euler", ODE(lambda s, x: lazy.drift(s, x)), grid, noise.clone(), keep_path=True)
+            assert len(ours) == len(path) == steps + 1
+            for k in range(steps + 1):
+                ck = float(conv.c(grid[k : k + 1])[0])
+                x_b = path[k] * ck  # scheduler latents are source coordinates: x_B = c x_A
+                assert torch.isfinite(path[k]).all()
+                err = float((x_b - ours[k]).abs().max())
+                assert err < 1e-6 * (1.0 + float(ours[k].abs().max())), f"{type(source).__name__}, step {k}: {err:.3e}"
     assert float((path[-1] - path[0]).abs().max()) > 1e-3  # the network did move the latents
 
 

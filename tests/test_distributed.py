@@ -168,16 +168,34 @@ def test_bad_sample_function_is_named(tmp_path):
         sample_to_shards(lambda idx: torch.zeros(1, 3), 4, tmp_path / "a", shard_size=2, batch=2)
 
 
-def test_frechet_distance_against_oracles():
-    scipy_linalg = pytest.importorskip("scipy.linalg")
+def _random_gaussians(d: int = 6):
     g = torch.Generator().manual_seed(0)
-    d = 6
     a = torch.randn(d, d, generator=g, dtype=torch.float64)
     b = torch.randn(d, d, generator=g, dtype=torch.float64)
     c1, c2 = a @ a.T + 0.1 * torch.eye(d, dtype=torch.float64), b @ b.T
     m1, m2 = torch.randn(d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+    return m1, c1, m2, c2
+
+
+def test_frechet_distance_against_scipy_sqrtm():
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    m1, c1, m2, c2 = _random_gaussians()
     cross = scipy_linalg.sqrtm(c1.numpy() @ c2.numpy()).real
     ref = float(((m1 - m2) ** 2).sum() + torch.trace(c1) + torch.trace(c2)) - 2 * float(np.trace(cross))
+    assert abs(frechet_distance(m1, c1, m2, c2) - ref) < 1e-9 * abs(ref)
+
+
+def test_frechet_distance_against_mpmath_and_closed_forms():
+    m1, c1, m2, c2 = _random_gaussians()
+    # 50-digit reference: tr (C1 C2)^{1/2} = sum of square roots of the eigenvalues of C1 C2.
+    import mpmath
+
+    with mpmath.workdps(50):
+        prod = mpmath.matrix(c1.tolist()) * mpmath.matrix(c2.tolist())
+        eig = mpmath.eig(prod, left=False, right=False)
+        cross = sum(mpmath.sqrt(mpmath.re(e)) for e in eig)
+        ref = float(sum((mpmath.mpf(x) - mpmath.mpf(y)) ** 2 for x, y in zip(m1.tolist(), m2.tolist()))
+                    + sum(mpmath.mpf(c1[i, i].item()) + mpmath.mpf(c2[i, i].item()) for i in range(6)) - 2 * cross)
     assert abs(frechet_distance(m1, c1, m2, c2) - ref) < 1e-9 * abs(ref)
     # Closed form for commuting (diagonal) covariances: sum (sqrt(a) - sqrt(b))^2.
     da, db = torch.tensor([1.0, 4.0, 0.0]), torch.tensor([9.0, 1.0, 2.0])
