@@ -61,6 +61,7 @@ def save_atomic(model: MNISTClassifier, card: dict, stem: Path) -> None:
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     tmp = stem.with_name(stem.name + ".safetensors.tmp")
     save_file(state, str(tmp), metadata={"format": "pt"})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, stem.with_name(stem.name + ".safetensors"))
     tmpj = stem.with_name(stem.name + ".json.tmp")
     tmpj.write_text(json.dumps(card, indent=1) + "\n")

@@ -59,6 +59,7 @@ DEFAULT_ARCH: dict[str, Any] = {
 def _atomic_write_bytes(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--preview-steps", type=int, default=50, help="Euler steps of the preview grid (0: none)")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads; 1 is several times faster than 2 when other jobs share the 2 cores")
     ap.add_argument("--resume", action="store_true", help="continue from <out>.train_state.safetensors")
     ap.add_argument("--out", type=Path, default=WEIGHTS / "mnist_flow", help="output stem (no extension)")
     args = ap.parse_args(argv)
