@@ -121,6 +121,13 @@ def _grid(n: int) -> list[mpmath.mpf]:
     return sorted(set(pts))
 
 
+def _fmt_t(x: mpmath.mpf) -> str:
+    """A grid time for messages: points near 1 as ``1 - h`` (``t=1.0`` would hide which point)."""
+    if x > mpmath.mpf("0.999"):
+        return "1 - " + mpmath.nstr(1 - x, 3)
+    return mpmath.nstr(x, 8)
+
+
 def check_positive_numeric(expr: sp.Expr, var: sp.Symbol, digits: int = 30, n: int = 200) -> tuple[bool, str]:
     """Evaluate ``expr`` with mpmath at ``digits`` on a dense grid of (0, 1) including points within
     1e-12 of both ends; returns (holds, detail naming the worst point)."""
@@ -131,15 +138,15 @@ def check_positive_numeric(expr: sp.Expr, var: sp.Symbol, digits: int = 30, n: i
             try:
                 v = f(x)
             except (ZeroDivisionError, ValueError, OverflowError):
-                return False, f"not defined at t={mpmath.nstr(x, 8)}"
+                return False, f"not defined at t={_fmt_t(x)}"
             if isinstance(v, mpmath.mpc):
                 if abs(v.imag) > mpmath.mpf(10) ** (-digits + 5):
-                    return False, f"complex value at t={mpmath.nstr(x, 8)}"
+                    return False, f"complex value at t={_fmt_t(x)}"
                 v = v.real
             if worst_v is None or v < worst_v:
                 worst_t, worst_v = x, v
     holds = worst_v is not None and worst_v > 0
-    return holds, f"min {mpmath.nstr(worst_v, 6)} at t={mpmath.nstr(worst_t, 8)} ({digits} digits, {n}+24 points)"
+    return holds, f"min {mpmath.nstr(worst_v, 6)} at t={_fmt_t(worst_t)} ({digits} digits, {n}+24 points)"
 
 
 def _positivity(name: str, expr: sp.Expr, var: sp.Symbol, digits: int, n: int) -> Condition:
