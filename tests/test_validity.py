@@ -103,7 +103,7 @@ def test_positivity_helpers_decide_and_can_fail():
     holds, detail = check_positive_numeric(T - sp.Rational(1, 10**9), T, digits=30, n=50)
     assert not holds and "t=" in detail  # only the grid points within 1e-9 of 0 see the violation
     holds, detail = check_positive_numeric((1 - T) - sp.Rational(2, 10**12), T)
-    assert not holds and "1 - 1e-12" in detail  # a violation only at t = 1 - 1e-12 is found and located
+    assert not holds and "t=1 - 1.0e-12" in detail  # a violation only at t = 1 - 1e-12 is found and located
     assert check_positive_numeric(sp.sin(sp.pi * T), T)[0]
 
 
