@@ -182,21 +182,46 @@ def _sites(fn: ast.FunctionDef) -> list[tuple[str, tuple, str]]:
         if _is_endpoint_guard(stmt):
             sites.append(("endpoint-limit", ("stmt", si), f"remove `{ast.unparse(stmt)}`"))
     nodes = _walk_body(fn, body_start)
+    dead = _dead_nodes(fn, body_start)
     for ni, node in enumerate(nodes):
+        note = f" [dead code: `{dead[id(node)]}` is never read]" if id(node) in dead else ""
         if isinstance(node, ast.Constant) and isinstance(node.value, float) and node.value != 0.0:
-            sites.append(("constant", (ni, 0), f"{node.value!r} -> {node.value * (1 + 1e-3)!r}"))
+            sites.append(("constant", (ni, 0), f"{node.value!r} -> {node.value * (1 + 1e-3)!r}{note}"))
         elif isinstance(node, ast.BinOp) and type(node.op) in _SWAP:
             new = _SWAP[type(node.op)]
-            sites.append(("operator", (ni, 0), f"`{_clip(ast.unparse(node))}`: {type(node.op).__name__} -> {new.__name__}"))
+            sites.append(("operator", (ni, 0), f"`{_clip(ast.unparse(node))}`: {type(node.op).__name__} -> {new.__name__}{note}"))
             if isinstance(node.op, (ast.Add, ast.Sub)):
-                sites.append(("drop-term", (ni, 1), f"`{_clip(ast.unparse(node))}` -> keep left term only"))
-                sites.append(("drop-term", (ni, 2), f"`{_clip(ast.unparse(node))}` -> keep right term only"))
+                sites.append(("drop-term", (ni, 1), f"`{_clip(ast.unparse(node))}` -> keep left term only{note}"))
+                sites.append(("drop-term", (ni, 2), f"`{_clip(ast.unparse(node))}` -> keep right term only{note}"))
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            sites.append(("operator", (ni, 0), f"`{_clip(ast.unparse(node))}`: unary minus removed"))
+            sites.append(("operator", (ni, 0), f"`{_clip(ast.unparse(node))}`: unary minus removed{note}"))
         elif isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMP_SWAP:
             new = _CMP_SWAP[type(node.ops[0])]
             sites.append(("operator", (ni, 0), f"`{ast.unparse(node)}`: {type(node.ops[0]).__name__} -> {new.__name__}"))
     return sites
+
+
+def _dead_nodes(fn: ast.FunctionDef, body_start: int) -> dict[int, str]:
+    """``id(node) -> name`` for every node inside an assignment ``_xN = ...`` whose target is
+    never read (dead temporaries left by the generator): mutating them cannot change anything."""
+    stmts = [st for st in fn.body[body_start:]]
+    dead_names: set[str] = set()
+    while True:  # transitively: a temporary read only by dead temporaries is dead too
+        live = [st for st in stmts if not (isinstance(st, ast.Assign) and len(st.targets) == 1
+                and isinstance(st.targets[0], ast.Name) and st.targets[0].id in dead_names)]
+        loads = {n.id for st in live for n in ast.walk(st) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        new = {st.targets[0].id for st in live if isinstance(st, ast.Assign) and len(st.targets) == 1
+               and isinstance(st.targets[0], ast.Name) and st.targets[0].id.startswith("_x") and st.targets[0].id not in loads}
+        if not new:
+            break
+        dead_names |= new
+    out: dict[int, str] = {}
+    for stmt in stmts:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
+                and stmt.targets[0].id in dead_names:
+            for n in ast.walk(stmt.value):
+                out[id(n)] = stmt.targets[0].id
+    return out
 
 
 def _clip(s: str, n: int = 60) -> str:
