@@ -671,8 +671,11 @@ def run_sharded(
     ``min(n, 1000)``), ``args.resume`` and optional ``args.device``. ``generate_fn(indices)`` must
     return the samples for exactly those indices with per-sample seeding (e.g.
     ``lambda idx: generate(model, sampler, steps, idx, seed)``). Initialises torch.distributed
-    from torchrun's environment when needed, writes the shards and the manifest, and (rank 0)
-    ``record.json`` with the resolved options (:mod:`lazysi.numeric.record`). The run
+    from torchrun's environment when needed, writes the shards and the manifest (whose metadata
+    holds only the options that change the samples, so it is identical across world sizes, batch
+    sizes and resumes), and (rank 0) ``record.json`` with all resolved options
+    (:mod:`lazysi.numeric.record`): written with ``finished: false`` before sampling if the folder
+    has none, and rewritten with ``finished: true`` at the end. The run
     fingerprint is the sha256 of the resolved options without :data:`NON_IDENTITY_OPTIONS`
     (``resume``, ``out``, ``batch``, ...), so a resume with options that change the samples
     (seed, steps, model, ...) is refused while the batch size may change.
@@ -688,12 +691,17 @@ def run_sharded(
     options["shard_size"] = shard_size
     fp = fingerprint_options(options, exclude=NON_IDENTITY_OPTIONS)
     rank, world = _rank_world(None)
+    record = run_record(options, model_card_path=model_card_path, seeds={"seed": args.seed, "indices": [0, int(args.n)]})
+    record.update(world_size=world, fingerprint=fp, finished=False)
+    if rank == 0 and not (Path(args.out) / "record.json").exists():
+        write_record(args.out, record)  # a killed run's folder says what was running
+    identity = {k: v for k, v in options.items() if k not in NON_IDENTITY_OPTIONS}
     result = sample_to_shards(generate_fn, int(args.n), args.out, shard_size=shard_size, batch=int(args.batch),
                               resume=bool(getattr(args, "resume", False)), stats=features, fingerprint=fp,
-                              metadata={"options": options})
+                              metadata={"options": identity})
     if rank == 0:
-        record = run_record(options, model_card_path=model_card_path, seeds={"seed": args.seed, "indices": [0, int(args.n)]})
-        record["world_size"] = world
+        record.update(finished=True, generated_on_rank0=result.generated, kept=result.skipped,
+                      regenerated={str(k): v for k, v in result.invalid.items()})
         write_record(args.out, record)
         print(f"wrote {len(result.manifest['shards'])} shards of {int(args.n)} samples to {args.out} "
               f"(world size {world}; generated here {len(result.generated)}, kept {len(result.skipped)}, "

@@ -72,7 +72,9 @@ def test_run_sharded_cli_hook(tmp_path, capsys):
     assert np.array_equal(samples, per_sample_normal(3, list(range(5)), (2,)).to(torch.float32).numpy())
     rec = read_record(out)
     assert rec["options"]["n"] == 5 and rec["options"]["shard_size"] == 2 and rec["seeds"]["seed"] == 3
-    assert rec["world_size"] == 1
+    assert rec["world_size"] == 1 and rec["finished"] is True and rec["options"]["batch"] == 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "batch" not in manifest["metadata"]["options"] and manifest["metadata"]["options"]["seed"] == 3
     # Resume with other options is refused; with the same options it keeps every shard.
     bad = parser.parse_args(["--n", "5", "--out", str(out), "--shard-size", "2", "--seed", "4", "--resume"])
     with pytest.raises(Exception, match="different run"):
@@ -80,4 +82,6 @@ def test_run_sharded_cli_hook(tmp_path, capsys):
     same = parser.parse_args(["--n", "5", "--out", str(out), "--shard-size", "2", "--seed", "3", "--resume", "--batch", "1"])
     assert run_sharded(same, gen(same.seed)) == 0
     assert "kept 3" in capsys.readouterr().out
+    assert json.loads((out / "manifest.json").read_text()) == manifest  # resume (other batch) -> same manifest
+    assert read_record(out)["kept"] == [0, 1, 2]
     assert os.path.exists(out / "manifest.json")
