@@ -98,9 +98,10 @@ def _conversion(A, B, force_root_find: bool) -> Conversion:
 
 class NumericConversion:
     """Torch evaluation of a conversion A -> B; every method maps a float tensor ``s`` (any shape)
-    to a tensor of the same shape and dtype."""
+    to a tensor of the same shape and dtype. ``conversion`` reuses an already derived
+    :class:`Conversion` of the same schedules (otherwise it is derived here, cached per pair)."""
 
-    def __init__(self, A, B, *, force_root_find: bool = False):
+    def __init__(self, A, B, *, force_root_find: bool = False, conversion: Conversion | None = None):
         self.A, self.B = A, B
         self.source_schedule = NumericSchedule(A) if not isinstance(A, NumericSchedule) else A
         A = self.source_schedule.schedule
@@ -112,9 +113,13 @@ class NumericConversion:
             )
             if defaults:
                 self._ns = vars(importlib.import_module(f"lazysi.numeric.generated.{conversion_module_name(A.name, B.name)}"))
-        self.conversion: Conversion | None = None
+        self.conversion: Conversion | None = conversion
+        if conversion is not None:
+            if conversion.A != A or conversion.B != B:
+                raise ValueError("the given conversion is for other schedules")
+            self._ns = None
         if self._ns is None:
-            self.conversion = _conversion(A, B, force_root_find)
+            self.conversion = conversion or _conversion(A, B, force_root_find)
             if self.conversion.closed_form:
                 self._ns = compile_module(render_conversion_module(self.conversion), f"lazysi_convert_{A.name}_{B.name}")
             else:

@@ -205,7 +205,7 @@ def strong_order_fit(levels=(8, 16, 32, 64), fine: int = 1024, paths: int = 200,
 
 def _strong_order_fit(levels, fine, paths, seed, solver, a, b, nu, s0, s1, BrownianPath, NumericConversion, MixtureProvider, uniform, NumericSchedule, Diffusion, integrate, provider_sde):
     A, B = NumericSchedule(family(a)), NumericSchedule(family(b))
-    w, m, v = torch.tensor([0.3, 0.7]), torch.tensor([[-1.0], [1.5]]), torch.tensor([0.2, 0.5])
+    w, m, v = (torch.tensor(z, dtype=torch.float64) for z in ([0.3, 0.7], [[-1.0], [1.5]], [0.2, 0.5]))
     pa, pb = MixtureProvider(A, w, m, v), MixtureProvider(B, w, m, v)
     conv = NumericConversion(A, family(b))
     s_f = uniform(fine, s0, s1)

@@ -26,7 +26,7 @@ from oracle import close, mp_value
 torch.set_num_threads(1)  # tiny tensors: intra-op threads only add contention
 
 PAIRS = [("linear", "vp"), ("linear", "point-mass"), ("vp", "point-mass"), ("sd3", "vp"), ("point-mass", "linear"), ("vp", "linear")]
-W, M, V = torch.tensor([0.3, 0.7]), torch.tensor([[-1.0], [1.5]]), torch.tensor([0.2, 0.5])
+W, M, V = (torch.tensor(z, dtype=torch.float64) for z in ([0.3, 0.7], [[-1.0], [1.5]], [0.2, 0.5]))
 
 
 def _lam(expr, var, x):
@@ -91,14 +91,16 @@ def test_user_schedule_without_closed_form_uses_root_find():
     A = Schedule.from_strings("(1-t)**2", "t**3")  # t^3/(1-t)^2 = R: a cubic, no short inverse
     conv = Conversion(A, family("vp"), solve_seconds=3.0)
     assert not conv.closed_form and conv.tau == sp.Function("tau")(s)
-    num = NumericConversion(A, family("vp"))
+    num = NumericConversion(A, family("vp"), conversion=conv)
     sv = torch.tensor([0.05, 0.3, 0.6, 0.95], dtype=torch.float64)
     tau = num.tau(sv)
     for k, x in enumerate(sv.tolist()):
         assert abs(float(tau[k]) - float(conv.mp_tau(x, 40))) <= 1e-14
     # fields of the converted mixture equal the exact fields under vp
     pa = MixtureProvider(NumericSchedule(A), W, M, V)
-    cp = convert(pa, family("vp"))
+    from lazysi.numeric.convert import ConvertedProvider
+
+    cp = ConvertedProvider(pa, family("vp"), num)
     x = torch.randn(4, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     ref = MixtureProvider(NumericSchedule(family("vp")), W, M, V)
     for got, want in zip(cp.fields(sv, x), ref.fields(sv, x)):
