@@ -43,7 +43,7 @@ from lazysi.symbolic.families import family
 
 from . import grids
 from .brownian import BrownianPath
-from .convert import ConvertedProvider
+from .convert import ConvertedProvider, NumericConversion
 from .kernels import NumericSchedule
 from .providers import Diffusion, FieldProvider, broadcast_time
 from .samplers import ODE, SDE, get_solver, integrate, provider_ode, provider_sde
@@ -95,6 +95,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
 }
 
 
+_CONVERSIONS: dict[tuple[str, str, float], tuple[NumericSchedule, NumericConversion]] = {}
+
+
 class CentredProvider(FieldProvider):
     """Fields of the centred data ``X - mu`` under the same schedule (C14):
     ``eta_{X-mu}(t, x') = eta_X(t, x' + beta_t mu) - mu``, ``eta_Z(t, x') = eta_Z(t, x' + beta_t mu)``
@@ -133,8 +136,12 @@ def lazy_provider(provider: FieldProvider, frame: str, sigma: float, mu: torch.T
     name = {"lazy-vp": "vp", "lazy-pm": "point-mass"}.get(frame)
     if name is None:
         raise ValueError(f"unknown lazy frame {frame!r}")
-    target = NumericSchedule(family(name, sigma=sigma))
-    return ConvertedProvider(CentredProvider(provider, torch.as_tensor(mu, dtype=torch.float64)), target)
+    key = (repr(provider.schedule.schedule), name, float(sigma))
+    if key not in _CONVERSIONS:  # building a conversion is symbolic work (seconds): once per process
+        target = NumericSchedule(family(name, sigma=sigma))
+        _CONVERSIONS[key] = (target, NumericConversion(provider.schedule, target.schedule))
+    target, conversion = _CONVERSIONS[key]
+    return ConvertedProvider(CentredProvider(provider, torch.as_tensor(mu, dtype=torch.float64)), target, conversion)
 
 
 def make_grid(kind: str, schedule: NumericSchedule, steps: int, shift: float = 3.0) -> torch.Tensor:
