@@ -151,8 +151,21 @@ def _solve_rule(rule: str) -> tuple[sp.Expr, sp.Eq, sp.Eq]:
     if rest != 0 or coeff.has(bdot):
         raise RuntimeError(f"the lazy equation is not proportional to beta_dot: {moved}")
     ode = sp.Eq(sp.simplify(coeff), 0)
-    general = sp.dsolve(ode, A(B))
+    # the ODE is first-order linear in A; that dsolve hint is much cheaper than trying them all
+    general = sp.dsolve(ode, A(B), hint="1st_linear")
+    general = sp.Eq(general.lhs, _powers_of_b(general.rhs))
     return eps_rule, ode, general
+
+
+def _powers_of_b(expr: sp.Expr) -> sp.Expr:
+    """``exp(c log b) -> b**c`` (b > 0) after expanding, so the solution reads as powers of beta."""
+    expr = sp.expand(sp.expand_log(expr, force=True))
+
+    def to_pow(e: sp.Expr) -> sp.Expr:
+        c = sp.simplify(e.args[0] / sp.log(B))
+        return B**c if not c.has(B) else e
+
+    return sp.expand(expr.replace(lambda e: isinstance(e, sp.exp) and e.args[0].has(sp.log(B)), to_pow))
 
 
 def derive_lazy(
