@@ -208,6 +208,11 @@ def parse_expression(
                 raise ExpressionError("division by the literal zero")
             return _check_size(_BINOPS[type(node.op)](left, right), "arithmetic")
         if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute):
+                raise ExpressionError(
+                    f"attribute access (.{_short(node.func.attr)[1:-1][:30]}) not allowed; "
+                    "only calls of plain function names are allowed"
+                )
             if not isinstance(node.func, ast.Name):
                 raise ExpressionError("only calls of plain function names are allowed (no attributes)")
             fname = node.func.id
