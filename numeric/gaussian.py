@@ -188,6 +188,25 @@ class GaussianProvider(FieldProvider):
         ez = torch.where(base, torch.zeros_like(ez), ez)
         return (p["mean"] + ex).reshape(x.shape), ez.reshape(x.shape)
 
+    def point_mass_drift(self, t, x: torch.Tensor) -> torch.Tensor:
+        """Drift of the optimal SDE in the point-mass form of C12, ``kappa (eta_X - x)``
+        (``kappa = beta_dot / (1 - beta)`` on ``alpha^2 = sigma^2 beta (1 - beta)``), from generated
+        per-direction coefficients whose t = 0 and t = 1 limits are derived (finite at t = 1 for
+        d > 0, where ``eta_X - x`` and ``1 - beta`` both vanish). Raises for schedules without
+        that form (see :func:`lazysi.symbolic.fields.point_mass_drift_kernels`)."""
+        if "pm_drift_x" not in self.kernels._ns:
+            raise ValueError(f"schedule {self.schedule.schedule.name!r} has no point-mass SDE form (C12)")
+        p = self._p.get(x)
+        xf = x.reshape(x.shape[0], self.dim)
+        tb = broadcast_time(t, xf)
+        xe, me = xf, p["mean"]
+        if p["u"] is not None:
+            xe, me = xf @ p["u"], me @ p["u"]
+        out = self.kernels("pm_drift_x", tb, p["d"]) * xe + self.kernels("pm_drift_m", tb, p["d"]) * me
+        if p["u"] is not None:
+            out = out @ p["u"].T
+        return out.reshape(x.shape)
+
     def log_density(self, t, x: torch.Tensor) -> torch.Tensor:
         """``log p_t(x)`` of ``I_t`` (shape (batch,)), for ``alpha_t > 0`` or ``beta_t^2 d > 0``."""
         p = self._p.get(x)

@@ -60,6 +60,8 @@ X = sp.Symbol("x", real=True)
 M = sp.Symbol("m", real=True)
 D = sp.Symbol("d", positive=True)
 
+_U = sp.Symbol("_u", real=True, nonnegative=True)  # the codegen's reflected variable u = 1 - t
+
 FIELD_KERNEL_NAMES = ("gain_x", "gain_z", "inv_var", "var_ratio")
 
 
@@ -149,6 +151,28 @@ def field_kernels(schedule: Schedule) -> dict[str, sp.Expr]:
     return {k: v.xreplace(sub) for k, v in gaussian_fields().kernels().items()}
 
 
+def point_mass_drift_kernels(schedule: Schedule) -> dict[str, sp.Expr]:
+    """For a schedule whose optimal SDE has the point-mass form ``dX = kappa (eta_X - X) dt + ...``
+    (C12, solved by :func:`lazysi.symbolic.lazy.point_mass_sde`), the per-direction Gaussian drift
+    coefficients: ``kappa (eta_X - x) = pm_drift_m * m + pm_drift_x * x`` in the eigenbasis, with
+    ``pm_drift_x = kappa (gain_x - 1)`` and ``pm_drift_m = kappa (1 - beta gain_x)``. Their limits
+    at t = 1 (where kappa = beta_dot/(1 - beta) is infinite and eta_X - x = 0) are finite and are
+    generated. Empty for schedules without a point-mass base or without that form."""
+    from .lazy import point_mass_sde  # lazy.py imports this module
+
+    if not schedule.point_mass:
+        return {}
+    try:
+        kappa = point_mass_sde(schedule, bind=False)["drift_gain"]
+    except ValueError:
+        return {}
+    k = field_kernels(schedule)
+    return {
+        "pm_drift_x": sp.factor(sp.simplify(kappa * (k["gain_x"] - 1))),
+        "pm_drift_m": sp.factor(sp.simplify(kappa * (1 - schedule.beta * k["gain_x"]))),
+    }
+
+
 def _decidable_limit(value: sp.Expr) -> bool:
     if value in (sp.oo, -sp.oo):
         return True
@@ -206,7 +230,15 @@ def _choose_forms(name: str, expr: sp.Expr, params) -> tuple[sp.Expr, sp.Expr | 
         kw = {"values": {D: dv, **{sym: default for sym, _, default in params}}} if takes_values else {}
         fn = prepare(name, expr, t, endpoints=(1,), **kw)
         candidates.append((fn.body, fn.reflected))
-    pairs = list(dict.fromkeys(candidates + [(candidates[0][0], candidates[1][1]), (candidates[1][0], candidates[0][1])]))
+    # our own reflected candidate: t = 1 - u, rational parts re-expanded in u (no 1 - t cancellation)
+    try:
+        own = sp.factor(sp.cancel(expr.xreplace({t: 1 - _U})))
+    except (sp.PolynomialError, NotImplementedError, RecursionError):
+        own = None
+    extra = [(candidates[0][0], candidates[1][1]), (candidates[1][0], candidates[0][1])]
+    if own is not None and own.has(_U):
+        extra += [(candidates[0][0], own), (candidates[1][0], own)]
+    pairs = list(dict.fromkeys(candidates + extra))
     scored = [(_form_error(name, expr, b, r, params), i) for i, (b, r) in enumerate(pairs)]
     return pairs[min(scored)[1]]
 
@@ -214,9 +246,11 @@ def _choose_forms(name: str, expr: sp.Expr, params) -> tuple[sp.Expr, sp.Expr | 
 def _render_one(name: str, expr: sp.Expr, params: list[tuple[sp.Symbol, str, float]]) -> str:
     """A generated function ``name(t, *, d, params...)`` with symbolic endpoint limits (in d)."""
     body, reflected = _choose_forms(name, expr, params)
+    # the chosen form may be written in u = 1 - t (codegen's reflected variable); limits in t
+    body_t = body.xreplace({_U: 1 - t})
     guards = []
     for end in (0, 1):
-        value = endpoint_limit(body, end, t)
+        value = endpoint_limit(body_t, end, t)
         if not _decidable_limit(value):
             raise NotImplementedError(f"limit of {name} at t = {end} is not decidable: {value}")
         guards.append((end, sp.simplify(value) if value not in (sp.oo, -sp.oo) else value))
@@ -257,6 +291,7 @@ def render_field_module(schedule: Schedule) -> str:
     for sch in attempts:
         params = [(p.symbol, p.name, float(sch.value_map[p.name])) for p in sch.params]
         exprs = field_kernels(sch)
+        exprs.update(point_mass_drift_kernels(sch))
         try:
             funcs = [_render_one(k, v, params) for k, v in exprs.items()]
         except (NotImplementedError, CodegenError) as exc:

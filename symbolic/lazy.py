@@ -269,16 +269,16 @@ def derive_lazy(
     return LazyDerivation("custom", eps_t, ode, general, const[0], "A(1) = 0 (alpha_1 = 0 at beta_1 = 1)", alpha_sq, sched, point_mass)
 
 
-def point_mass_sde(schedule: Schedule) -> dict[str, sp.Expr]:
+def point_mass_sde(schedule: Schedule, *, bind: bool = True) -> dict[str, sp.Expr]:
     """The optimal (eps*) SDE of a schedule in the form of C12 (t = 0 base, t = 1 data):
     ``dX = kappa (eta_X - X) dt + noise dW``.
 
     ``kappa`` is *solved* from ``b + eps* s = kappa (eta_X - x)`` as an identity in ``eta_X`` and
     ``x`` (with ``eta_Z = (x - beta eta_X)/alpha``); a ``ValueError`` is raised when no such
     x-independent ``kappa`` exists. Returns ``eps_star``, ``noise = sqrt(2 eps*)``, ``drift_gain``
-    (kappa), parameters bound.
+    (kappa), parameters bound unless ``bind=False``.
     """
-    sch = schedule.bound
+    sch = schedule.bound if bind else schedule
     ex = sp.Symbol("eta_X", real=True)
     eta_z = (X - sch.beta * ex) / sch.alpha
     drift = sch.alpha_dot * eta_z + sch.beta_dot * ex - sch.eps_star / sch.alpha * eta_z

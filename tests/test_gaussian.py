@@ -258,3 +258,64 @@ def test_oracle_catches_a_wrong_provider():
     with mpmath.workdps(50):
         rx, _, _ = mp_gaussian_fields(a, b, _mp_list(x), _mp_list(mean), [mpmath.mpf("0.5"), mpmath.mpf(2)])
     assert _rel_err(ex, rx) > 1e-12
+
+
+def test_point_mass_sde_drift_generated_with_endpoint_limits():
+    """kappa (eta_X - x) of C12 from generated coefficients: equals the provider's eps*-drift inside,
+    the mpmath value of beta_dot (eta_X - x)/(1 - beta) at 50 digits, and its finite limit at t = 1."""
+    from lazysi.numeric.providers import Diffusion
+
+    sigma = 0.8
+    ns = NumericSchedule(family("point-mass", sigma=sigma))
+    gen = torch.Generator().manual_seed(7)
+    a = torch.randn(3, 3, generator=gen, dtype=F64)
+    cov = a @ a.T + 0.1 * torch.eye(3, dtype=F64)
+    mean = torch.randn(3, generator=gen, dtype=F64)
+    prov = GaussianProvider(ns, mean, cov)
+    x = prov.sample_marginal(0.6, 4, gen)
+    tt = torch.tensor(0.6, dtype=F64)
+    assert torch.allclose(prov.point_mass_drift(tt, x), prov.drift(tt, x, Diffusion.optimal(1.0)), rtol=1e-12, atol=1e-12)
+    # diagonal case against the mpmath oracle, near and at t = 1
+    var = torch.tensor([0.3, 1.7], dtype=F64)
+    prov = GaussianProvider(ns, mean[:2], var)
+    for tv in (0.5, 1 - 1e-9):
+        x = prov.sample_marginal(tv, 1, gen)
+        got = prov.point_mass_drift(torch.tensor(tv, dtype=F64), x)
+        a_t, b_t = _mp_schedule(family("point-mass", sigma=sigma), tv)
+        with mpmath.workdps(50):
+            ex, _, _ = mp_gaussian_fields(a_t, b_t, _mp_list(x), _mp_list(mean[:2]), _mp_list(var))
+            ref = [(e - xv) / (1 - b_t) for e, xv in zip(ex, _mp_list(x))]
+        assert _rel_err(got, ref) <= 1e-9 if tv > 0.9 else _rel_err(got, ref) <= 1e-12
+    x1 = prov.sample_data(3, gen)
+    d1 = prov.point_mass_drift(torch.tensor(1.0, dtype=F64), x1)
+    limit = (var - sigma**2) / var * x1 + sigma**2 / var * mean[:2]  # d -> 1 limit of the rational coefficients
+    assert torch.allclose(d1, limit, rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match="point-mass"):
+        GaussianProvider(NumericSchedule(family("linear")), mean, 1.0).point_mass_drift(tt, x1[:, :1].repeat(1, 3))
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_generated_coefficients_match_mpmath_including_endpoints(name):
+    """Every generated per-direction coefficient (committed module) vs its sympy source at 50 digits,
+    at t = 0, t = 1 (one-sided limits) and near both ends, for d = 0 (degenerate direction) and d > 0."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from oracle import close, mp_value
+
+    from lazysi.numeric.gaussian import GaussianFieldKernels
+    from lazysi.symbolic.fields import D, field_kernels, point_mass_drift_kernels
+
+    schedule = family(name, **FAMILIES[name])
+    kern = GaussianFieldKernels(NumericSchedule(schedule))
+    bound = schedule.bound
+    exprs = {**field_kernels(bound), **point_mass_drift_kernels(bound)}
+    for kname, expr in exprs.items():
+        for dv in (0.0, 1.7):
+            for tv in (0.0, 1e-12, 0.3, 1 - 1e-12, 1.0):
+                if dv == 0.0 and tv in (0.0, 1.0):
+                    continue  # the generated guards hold the d > 0 limit (documented)
+                got = float(kern(kname, torch.tensor([tv], dtype=F64), torch.tensor(dv, dtype=F64))[0])
+                ref = mp_value(expr.xreplace({D: sp.Float(dv) if dv else sp.Integer(0)}), bound.t, tv)
+                assert close(got, ref, 1e-13, 1e-300), (name, kname, dv, tv, got, ref)

@@ -7,19 +7,21 @@
 # source gain_z = sigma*sqrt(t)*sqrt(1 - t)/(d*t**2 + sigma**2*t*(1 - t))
 # source inv_var = 1/(d*t**2 + sigma**2*t*(1 - t))
 # source var_ratio = (d*t**2 + sigma**2*t*(1 - t))/(sigma**2*t*(1 - t) + t**2)
-# sha256: 135cd643fce59570bfb070c84cc31c1fb3ef289355b0d899942f1c8a921d861c
+# source pm_drift_x = (d - sigma**2)/(d*t - sigma**2*t + sigma**2)
+# source pm_drift_m = sigma**2/(d*t - sigma**2*t + sigma**2)
+# sha256: 3e78a30aca4a2efcbe92b2c4fa830badebee3435e402d407603ec87272f81edd
 import math  # noqa: F401
 
 import torch
 
-SOURCE_SHA256 = "135cd643fce59570bfb070c84cc31c1fb3ef289355b0d899942f1c8a921d861c"
-FUNCTIONS = ['gain_x', 'gain_z', 'inv_var', 'var_ratio']
+SOURCE_SHA256 = "3e78a30aca4a2efcbe92b2c4fa830badebee3435e402d407603ec87272f81edd"
+FUNCTIONS = ['gain_x', 'gain_z', 'inv_var', 'var_ratio', 'pm_drift_x', 'pm_drift_m']
 
 def gain_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """gain_x(t, d) = d*t/(d*t**2 + sigma**2*t*(1 - t))  (one eigen-direction of variance d)"""
     d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
     sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
-    _v = (d/((t*d) + (-((sigma*sigma)*(t - 1.0)))))
+    _v = (d/((t*d) - ((sigma*sigma)*(t - 1.0))))
     _v = torch.where(t == 0.0, (d/(sigma*sigma)), _v)
     _v = torch.where(t == 1.0, 1.0, _v)
     return _v
@@ -29,7 +31,7 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
     d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
     sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _x0 = (t - 1.0)
-    _v = (sigma*torch.sqrt((-_x0))/(torch.sqrt(t)*((-(_x0*(sigma*sigma))) + (t*d))))
+    _v = (sigma*torch.sqrt((-_x0))/(torch.sqrt(t)*((t*d) - (_x0*(sigma*sigma)))))
     _v = torch.where(t == 0.0, math.inf, _v)
     _v = torch.where(t == 1.0, 0.0, _v)
     return _v
@@ -38,7 +40,7 @@ def inv_var(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Te
     """inv_var(t, d) = 1/(d*t**2 + sigma**2*t*(1 - t))  (one eigen-direction of variance d)"""
     d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
     sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
-    _v = (1.0/(t*((t*d) + (-((sigma*sigma)*(t - 1.0))))))
+    _v = (1.0/(t*((t*d) - ((sigma*sigma)*(t - 1.0)))))
     _v = torch.where(t == 0.0, math.inf, _v)
     _v = torch.where(t == 1.0, (1.0/d), _v)
     return _v
@@ -49,9 +51,32 @@ def var_ratio(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.
     sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _x0 = (sigma*sigma)
     _x1 = (t - 1.0)
-    _v = (((_x0*_x1) + (-(t*d)))/((_x0*_x1) + (-t)))
+    _v = (((_x0*_x1) - (t*d))/((_x0*_x1) - t))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, d, _v)
+    return _v
+
+def pm_drift_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """pm_drift_x(t, d) = (d - sigma**2)/(d*t - sigma**2*t + sigma**2)  (one eigen-direction of variance d)"""
+    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
+    _x0 = (sigma*sigma)
+    _x1 = (d - _x0)
+    _v = torch.where(t <= 0.5, (_x1/(_x0 - (_x0*t) + (t*d))), (-(_x1/((_u*d) - (_x0*_u) - d))))
+    _v = torch.where(t == 0.0, ((d/(sigma*sigma)) - 1.0), _v)
+    _v = torch.where(t == 1.0, ((d - (sigma*sigma))/d), _v)
+    return _v
+
+def pm_drift_m(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """pm_drift_m(t, d) = sigma**2/(d*t - sigma**2*t + sigma**2)  (one eigen-direction of variance d)"""
+    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
+    _x0 = (sigma*sigma)
+    _v = torch.where(t <= 0.5, (_x0/(_x0 - (_x0*t) + (t*d))), (-(_x0/((_u*d) - (_x0*_u) - d))))
+    _v = torch.where(t == 0.0, 1.0, _v)
+    _v = torch.where(t == 1.0, ((sigma*sigma)/d), _v)
     return _v
 
 PARAMS = {'sigma': 1.0}

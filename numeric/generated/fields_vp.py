@@ -19,7 +19,7 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
     """gain_x(t, d) = d*sin(pi*t/2)/(sigma*(d*sin(pi*t/2)**2/sigma**2 + cos(pi*t/2)**2))  (one eigen-direction of variance d)"""
     d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
     sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
-    _x0 = (0.5*3.141592653589793*t)
+    _x0 = (1.5707963267948966*t)
     _x1 = torch.sin(_x0)
     _v = (_x1*d*sigma/((d*(_x1*_x1)) + ((sigma*sigma)*(torch.cos(_x0)*torch.cos(_x0)))))
     _v = torch.where(t == 0.0, 0.0, _v)
@@ -34,10 +34,10 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
     _x0 = 1.5707963267948966
     _x1 = (_x0*t)
     _x2 = torch.cos(_x1)
-    _x3 = (sigma*sigma)
+    _x3 = (d/(sigma*sigma))
     _x4 = (_x0*_u)
     _x5 = torch.sin(_x4)
-    _v = torch.where(t <= 0.5, (_x2/((_x2*_x2) + (d*(torch.sin(_x1)*torch.sin(_x1))/_x3))), (_x3*_x5/((_x3*(_x5*_x5)) + (d*(torch.cos(_x4)*torch.cos(_x4))))))
+    _v = torch.where(t <= 0.5, (_x2/((_x2*_x2) + (_x3*(torch.sin(_x1)*torch.sin(_x1))))), (_x5/((_x3*(torch.cos(_x4)*torch.cos(_x4))) + (_x5*_x5))))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, 0.0, _v)
     return _v
