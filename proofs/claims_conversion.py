@@ -63,15 +63,35 @@ def _generic():
     return tau, c, aB, bB
 
 
-def _zero(expr: sp.Expr, seconds: float = 4.0) -> bool | None:
-    """True when sympy reduces ``expr`` to 0 (expand / together / simplify, time-bounded)."""
-    try:
-        with _time_limit(seconds):
-            for f in (sp.expand, lambda e: sp.together(sp.expand(e)), sp.simplify):
-                if f(expr) == 0:
+_U = sp.Symbol("u", positive=True)
+
+
+def _on_open_interval(e: sp.Expr) -> sp.Expr:
+    """``e`` with ``s = u/(1+u)``, u > 0: a bijection onto (0, 1) that makes ``s`` and ``1 - s``
+    manifestly positive, so sympy may split and cancel their square roots (soundly)."""
+    return e.xreplace({s: _U / (1 + _U)})
+
+
+_STRATEGIES = (
+    sp.expand,
+    lambda e: sp.together(sp.expand(e)),
+    sp.simplify,
+    lambda e: sp.simplify(sp.expand_trig(e)),
+    lambda e: sp.simplify(sp.together(_on_open_interval(e))),
+    lambda e: sp.simplify(sp.expand_trig(_on_open_interval(e))),
+)
+
+
+def _zero(expr: sp.Expr, seconds: float = 3.0) -> bool | None:
+    """True when sympy reduces ``expr`` to 0 by one of a few rewrites (each time-bounded):
+    expand, together, simplify, trig expansion, and the substitution s = u/(1+u) (u > 0)."""
+    for strategy in _STRATEGIES:
+        try:
+            with _time_limit(seconds):
+                if strategy(expr) == 0:
                     return True
-    except (_Timeout, NotImplementedError, RecursionError, TypeError):
-        return None
+        except (_Timeout, NotImplementedError, RecursionError, TypeError):
+            continue
     return None
 
 

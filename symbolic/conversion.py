@@ -96,7 +96,7 @@ def _agrees(candidate: sp.Expr, reference: sp.Expr) -> bool:
     return True
 
 
-def _tidy(expr: sp.Expr, seconds: float, full: bool = True) -> sp.Expr:
+def _tidy(expr: sp.Expr, seconds: float, full: bool = True, max_simplify_ops: int = 60) -> sp.Expr:
     """A cheap, time-bounded simplification: the shortest of together/cancel/simplify and of
     forced power splittings (``sqrt(s/(1-s)) -> sqrt(s)/sqrt(1-s)``, valid for positive bases), each
     checked numerically against ``expr`` on (0, 1); ``Abs`` of a sign-definite argument removed."""
@@ -111,7 +111,7 @@ def _tidy(expr: sp.Expr, seconds: float, full: bool = True) -> sp.Expr:
                 cands.append(sp.factor_terms(sp.cancel(sp.together(base))))
         if full:
             for base in [cands[i] for i in (2, 5) if i < len(cands)]:
-                if sp.count_ops(base) < 60:
+                if sp.count_ops(base) < max_simplify_ops:
                     with _time_limit(seconds / 4):
                         cands.append(_drop_abs(sp.simplify(base)))
     except (_Timeout, NotImplementedError, sp.PolynomialError, RecursionError, TypeError):
@@ -238,7 +238,7 @@ class Conversion:
     def tau_dot(self) -> sp.Expr:
         """``tau'(s)``: derivative of the closed form, else ``lambda_B'(s) / lambda_A'(tau)``."""
         if self.closed_form:
-            return _tidy(sp.diff(self.tau, s), self.solve_seconds, full=False)
+            return _tidy(sp.diff(self.tau, s), self.solve_seconds, full=True, max_simplify_ops=40)
         return self.lam_dot_B / self.at_tau(self.a.lam_dot)
 
     @cached_property
@@ -253,13 +253,13 @@ class Conversion:
         sum_b = self.alpha_B + self.beta_B
         sum_a = self.a.alpha + self.a.beta
         expr = sp.diff(sum_b, s) / sum_b - self.tau_dot * self.at_tau(sp.diff(sum_a, t) / sum_a)
-        return _tidy(expr, self.solve_seconds, full=False) if self.closed_form else expr
+        return _tidy(expr, self.solve_seconds, full=True, max_simplify_ops=40) if self.closed_form else expr
 
     @cached_property
     def eps_scale(self) -> sp.Expr:
         """``c^2 tau'``: ``eps_B(s) = eps_scale(s) eps_A(tau(s))``."""
         expr = self.c**2 * self.tau_dot
-        return _tidy(expr, self.solve_seconds, full=False) if self.closed_form else expr
+        return _tidy(expr, self.solve_seconds, full=True, max_simplify_ops=40) if self.closed_form else expr
 
     # ------------------------------------------------------------------ diffusion-coefficient maps
     def eps_to_target(self, eps_A: sp.Expr) -> sp.Expr:
