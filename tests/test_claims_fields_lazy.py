@@ -41,3 +41,17 @@ def test_a_wrong_oracle_fails_the_claims(monkeypatch):
     for cid in ("C1", "C9", "C12"):
         r = run_claim(REGISTRY[cid], Context(quick=True))
         assert not r.passed, cid
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_claims_hold_for_drawn_parameters(seed):
+    """The claims' seeds determine sigma, mu, nu and the mixture weights/means/variances: drawing
+    the seed draws those parameters."""
+    for cid in ("C2", "C8", "C11", "C12", "C14", "C15"):
+        r = run_claim(REGISTRY[cid], Context(quick=True, seed=seed))
+        assert r.passed, (cid, seed, r.symbolic_detail, r.numeric_detail)
