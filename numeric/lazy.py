@@ -57,6 +57,7 @@ __all__ = [
     "SamplerSpec",
     "CentredProvider",
     "CountingProvider",
+    "MinRowsProvider",
     "lazy_provider",
     "make_grid",
     "generate",
@@ -113,6 +114,35 @@ class CentredProvider(FieldProvider):
         beta = self.schedule.beta(broadcast_time(t, x))
         eta_x, eta_z = self.source.fields(t, x + beta * mu)
         return eta_x - mu, eta_z
+
+
+MIN_ROWS = 8
+
+
+class MinRowsProvider(FieldProvider):
+    """Evaluates ``source`` on at least ``min_rows`` rows, padding with zero rows that are dropped.
+
+    Batched kernels (convolutions, matrix products) may switch algorithms, and so round differently,
+    for very small batches (measured on CPU: batches of 1-4 for the U-Net, 1 for the mixture); with
+    padding a sample's value does not depend on how many samples share its batch. Rows are
+    independent, so the padding never changes the other rows' values beyond that rounding."""
+
+    def __init__(self, source: FieldProvider, min_rows: int = MIN_ROWS):
+        self.source = source
+        self.schedule = source.schedule
+        self.min_rows = min_rows
+
+    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = x.shape[0]
+        if n >= self.min_rows:
+            return self.source.fields(t, x)
+        pad = self.min_rows - n
+        xp = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))])
+        tt = torch.as_tensor(t)
+        if tt.ndim == 1 and tt.shape[0] == n and n > 1:
+            tt = torch.cat([tt, tt[-1:].expand(pad)])
+        eta_x, eta_z = self.source.fields(tt if tt.ndim == 1 and tt.shape[0] == self.min_rows else t, xp)
+        return eta_x[:n], eta_z[:n]
 
 
 class CountingProvider(FieldProvider):
@@ -215,7 +245,7 @@ def generate(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     spec = SAMPLERS[sampler]
     shape = tuple(int(s) for s in shape)
-    counter = CountingProvider(provider)
+    counter = CountingProvider(MinRowsProvider(provider))
     mu_t = torch.as_tensor(mu, dtype=torch.float64)
     if spec.frame == "train":
         field: FieldProvider = counter
