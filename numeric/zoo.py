@@ -29,7 +29,7 @@ import torch
 
 from lazysi.symbolic.families import family
 
-from .adapters import NetworkProvider, ddpm_eps_model, denoiser_model, diffusers_flow_model, velocity_model
+from .adapters import ddpm_eps_model, denoiser_model, diffusers_flow_model, velocity_model
 from .gmm import LowRankMixtureProvider, load_mixture
 from .kernels import NumericSchedule
 from .providers import FieldProvider

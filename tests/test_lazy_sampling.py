@@ -36,6 +36,7 @@ def _rel(got: torch.Tensor, ref: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("source, sampler, steps", [("linear", "lazy-ode", 1), ("linear", "lazy-ode", 3),
                                                     ("linear", "lazy-heun", 1), ("linear", "lazy-heun", 3),
+                                                    ("linear", "lazy-ab2", 3),
                                                     ("sd3", "lazy-ode", 1), ("sd3", "lazy-heun", 2)])
 def test_lazy_ode_exact_on_gaussian(source, sampler, steps):
     x, nfe = generate(_gauss(source), sampler, steps, IDX, 5, (DIM,), sigma=SIGMA, mu=MU)
@@ -98,7 +99,7 @@ def mixture_reference():
 
 
 @pytest.mark.parametrize("sampler, order", [("euler", 1.0), ("midpoint", 2.0), ("heun", 2.0), ("rk4", 4.0),
-                                            ("lazy-ode", 1.0), ("lazy-heun", 2.0)])
+                                            ("lazy-ode", 1.0), ("lazy-heun", 2.0), ("lazy-ab2", 2.0)])
 def test_measured_orders_on_mixture(mixture_reference, sampler, order):
     """Error slope against a 128-step RK4 solution of the training-schedule ODE from the same noise
     (the lazy samplers solve the SAME flow map after conversion, C4)."""
