@@ -5,54 +5,53 @@
 # A: alpha = 1 - t, beta = t
 # B: alpha = sqrt(t)*sqrt(1 - t), beta = t
 # source tau = sqrt(s)/(sqrt(s) + sqrt(1 - s))
-# source tau_dot = -1/(2*(-sqrt(s)*sqrt(1 - s) + 2*s**2 - 2*s))
+# source tau_dot = 1/(2*sqrt(s)*sqrt(1 - s) - 4*s**2 + 4*s)
 # source c = sqrt(s)*sqrt(1 - s) + s
-# source c_dot_over_c = (-2*sqrt(s)*sqrt(1 - s) + 2*s - 1)/(2*(-s**(3/2)*sqrt(1 - s) + s**2 - s))
-# source eps_scale = -(sqrt(s)*sqrt(1 - s) + s)**2/(2*(-sqrt(s)*sqrt(1 - s) + 2*s**2 - 2*s))
-# sha256: 44154f3ed1cf1491b5e77e46e83900e3aa7ddc54fad3e2be2a3a26d63c8f523c
+# source c_dot_over_c = (-sqrt(s)*sqrt(1 - s) + s - 1/2)/(-s**(3/2)*sqrt(1 - s) + s**2 - s)
+# source eps_scale = (sqrt(s)*sqrt(1 - s) + s)**2/(2*sqrt(s)*sqrt(1 - s) - 4*s**2 + 4*s)
+# sha256: b1b77b6802392fd3ea48f3c3b96bc37b3a85e1c44f9b511c20956fad75a69c6c
 import math  # noqa: F401
 
 import torch
 
-SOURCE_SHA256 = "44154f3ed1cf1491b5e77e46e83900e3aa7ddc54fad3e2be2a3a26d63c8f523c"
+SOURCE_SHA256 = "b1b77b6802392fd3ea48f3c3b96bc37b3a85e1c44f9b511c20956fad75a69c6c"
 FUNCTIONS = ['tau', 'tau_dot', 'c', 'c_dot_over_c', 'eps_scale']
 
 def tau(s: torch.Tensor) -> torch.Tensor:
     """tau(s) = sqrt(s)/(sqrt(s) + sqrt(1 - s))"""
     _x0 = torch.sqrt(s)
-    _v = (_x0/(_x0 + torch.sqrt((1.0 + (-s)))))
+    _v = (_x0/(_x0 + torch.sqrt((1.0 - s))))
     return _v
 
 def tau_dot(s: torch.Tensor) -> torch.Tensor:
-    """tau_dot(s) = -1/(2*(-sqrt(s)*sqrt(1 - s) + 2*s**2 - 2*s))"""
+    """tau_dot(s) = 1/(2*sqrt(s)*sqrt(1 - s) - 4*s**2 + 4*s)"""
     _u = 1.0 - s  # exact for t >= 1/2 (Sterbenz)
-    _v = torch.where(s <= 0.5, (0.5/((torch.sqrt(s)*torch.sqrt((1.0 + (-s)))) + (-2.0*(s*s)) + (2.0*s))), (-0.5/((-(torch.sqrt(_u)*torch.sqrt((1.0 + (-_u))))) + (2.0*(_u*_u)) + (-2.0*_u))))
-    _v = torch.where(s == 1.0, math.inf, _v)
+    _v = torch.where(s <= 0.5, (1.0/((2.0*torch.sqrt(s)*torch.sqrt((1.0 - s))) - (4.0*(s*s)) + (4.0*s))), (0.5/((torch.sqrt(_u)*torch.sqrt((1.0 - _u))) - (2.0*(_u*_u)) + (2.0*_u))))
     return _v
 
 def c(s: torch.Tensor) -> torch.Tensor:
     """c(s) = sqrt(s)*sqrt(1 - s) + s"""
-    _v = ((torch.sqrt(s)*torch.sqrt((1.0 + (-s)))) + s)
+    _v = ((torch.sqrt(s)*torch.sqrt((1.0 - s))) + s)
     return _v
 
 def c_dot_over_c(s: torch.Tensor) -> torch.Tensor:
-    """c_dot_over_c(s) = (-2*sqrt(s)*sqrt(1 - s) + 2*s - 1)/(2*(-s**(3/2)*sqrt(1 - s) + s**2 - s))"""
+    """c_dot_over_c(s) = (-sqrt(s)*sqrt(1 - s) + s - 1/2)/(-s**(3/2)*sqrt(1 - s) + s**2 - s)"""
     _u = 1.0 - s  # exact for t >= 1/2 (Sterbenz)
-    _x0 = torch.sqrt((1.0 + (-s)))
-    _x1 = torch.sqrt((1.0 + (-_u)))
+    _x0 = torch.sqrt((1.0 - s))
+    _x1 = torch.sqrt((1.0 - _u))
     _x2 = (_x1*torch.sqrt(_u))
-    _v = torch.where(s <= 0.5, (((_x0*torch.sqrt(s)) + (-s) + 0.5)/((_x0*torch.pow(s, 1.5)) + (-(s*s)) + s)), (-0.5*((2.0*_u) + (2.0*_x2) - 1.0)/((_x1*torch.pow(_u, 1.5)) + (_u*_u) + (-_u) + (-_x2))))
+    _v = torch.where(s <= 0.5, (((_x0*torch.sqrt(s)) - s + 0.5)/((_x0*torch.pow(s, 1.5)) - (s*s) + s)), (-0.5*((2.0*_u) + (2.0*_x2) - 1.0)/((_x1*torch.pow(_u, 1.5)) + (_u*_u) - _u - _x2)))
     _v = torch.where(s == 1.0, -math.inf, _v)
     return _v
 
 def eps_scale(s: torch.Tensor) -> torch.Tensor:
-    """eps_scale(s) = -(sqrt(s)*sqrt(1 - s) + s)**2/(2*(-sqrt(s)*sqrt(1 - s) + 2*s**2 - 2*s))"""
+    """eps_scale(s) = (sqrt(s)*sqrt(1 - s) + s)**2/(2*sqrt(s)*sqrt(1 - s) - 4*s**2 + 4*s)"""
     _u = 1.0 - s  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (torch.sqrt(s)*torch.sqrt((1.0 + (-s))))
+    _x0 = (torch.sqrt(s)*torch.sqrt((1.0 - s)))
     _x1 = (_u - 1.0)
     _x2 = torch.sqrt((-_x1))
     _x3 = (_x2*torch.sqrt(_u))
-    _v = torch.where(s <= 0.5, (0.5*((_x0 + s)*(_x0 + s))/(_x0 + (-2.0*(s*s)) + (2.0*s))), (0.5*((2.0*_x2*torch.pow(_u, 1.5)) + _x1 + (-2.0*_x3))/((2.0*(_u*_u)) + (-2.0*_u) + (-_x3))))
+    _v = torch.where(s <= 0.5, (((_x0 + s)*(_x0 + s))/((2.0*_x0) - (4.0*(s*s)) + (4.0*s))), (0.5*((2.0*_x2*torch.pow(_u, 1.5)) + _x1 - (2.0*_x3))/((2.0*(_u*_u)) - (2.0*_u) - _x3)))
     _v = torch.where(s == 0.0, 0.0, _v)
     _v = torch.where(s == 1.0, math.inf, _v)
     return _v

@@ -5,43 +5,43 @@
 # A: alpha = 1 - t, beta = t
 # B: alpha = cos(pi*t/2), beta = sin(pi*t/2)
 # source tau = sin(pi*s/2)/(sin(pi*s/2) + cos(pi*s/2))
-# source tau_dot = pi*(sin(pi*s/2)**2 + cos(pi*s/2)**2)/(2*(sin(pi*s/2)**2 + 2*sin(pi*s/2)*cos(pi*s/2) + cos(pi*s/2)**2))
+# source tau_dot = pi/(2*(sin(pi*s) + 1))
 # source c = sin(pi*s/2) + cos(pi*s/2)
-# source c_dot_over_c = pi*(-sin(pi*s/2) + cos(pi*s/2))/(2*(sin(pi*s/2) + cos(pi*s/2)))
-# source eps_scale = pi*(sin(pi*s/2)**2 + cos(pi*s/2)**2)/2
-# sha256: 656a6014ade7a660d7bee19b9404c87527aaf39933595eedc9765b444ba25811
+# source c_dot_over_c = pi/(2*tan(pi*s/2 + pi/4))
+# source eps_scale = pi/2
+# sha256: 671a0d42f540c28e5c0eae0ae7a235366f80d5d79371536a6474002d7ac999c7
 import math  # noqa: F401
 
 import torch
 
-SOURCE_SHA256 = "656a6014ade7a660d7bee19b9404c87527aaf39933595eedc9765b444ba25811"
+SOURCE_SHA256 = "671a0d42f540c28e5c0eae0ae7a235366f80d5d79371536a6474002d7ac999c7"
 FUNCTIONS = ['tau', 'tau_dot', 'c', 'c_dot_over_c', 'eps_scale']
 
 def tau(s: torch.Tensor) -> torch.Tensor:
     """tau(s) = sin(pi*s/2)/(sin(pi*s/2) + cos(pi*s/2))"""
-    _x0 = (0.5*3.141592653589793*s)
+    _x0 = (1.5707963267948966*s)
     _x1 = torch.sin(_x0)
     _v = (_x1/(_x1 + torch.cos(_x0)))
     return _v
 
 def tau_dot(s: torch.Tensor) -> torch.Tensor:
-    """tau_dot(s) = pi*(sin(pi*s/2)**2 + cos(pi*s/2)**2)/(2*(sin(pi*s/2)**2 + 2*sin(pi*s/2)*cos(pi*s/2) + cos(pi*s/2)**2))"""
-    _v = (0.5*3.141592653589793/(torch.sin((3.141592653589793*s)) + 1.0))
+    """tau_dot(s) = pi/(2*(sin(pi*s) + 1))"""
+    _v = (1.5707963267948966/(torch.sin((3.141592653589793*s)) + 1.0))
     return _v
 
 def c(s: torch.Tensor) -> torch.Tensor:
     """c(s) = sin(pi*s/2) + cos(pi*s/2)"""
-    _x0 = (0.5*3.141592653589793*s)
+    _x0 = (1.5707963267948966*s)
     _v = (torch.sin(_x0) + torch.cos(_x0))
     return _v
 
 def c_dot_over_c(s: torch.Tensor) -> torch.Tensor:
-    """c_dot_over_c(s) = pi*(-sin(pi*s/2) + cos(pi*s/2))/(2*(sin(pi*s/2) + cos(pi*s/2)))"""
+    """c_dot_over_c(s) = pi/(2*tan(pi*s/2 + pi/4))"""
     _x0 = 1.5707963267948966
     _v = (_x0/torch.tan(((_x0*s) + 0.7853981633974483)))
     return _v
 
 def eps_scale(s: torch.Tensor) -> torch.Tensor:
-    """eps_scale(s) = pi*(sin(pi*s/2)**2 + cos(pi*s/2)**2)/2"""
+    """eps_scale(s) = pi/2"""
     _v = torch.zeros_like(s) + 1.5707963267948966
     return _v

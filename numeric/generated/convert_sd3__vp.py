@@ -5,46 +5,46 @@
 # A: alpha = 3*(1 - t)/(3 - 2*t), beta = -3*(1 - t)/(3 - 2*t) + 1
 # B: alpha = cos(pi*t/2), beta = sin(pi*t/2)
 # source tau = 3*sin(pi*s/2)/(3*sin(pi*s/2) + cos(pi*s/2))
-# source tau_dot = 3*pi*(sin(pi*s/2)**2 + cos(pi*s/2)**2)/(2*(9*sin(pi*s/2)**2 + 6*sin(pi*s/2)*cos(pi*s/2) + cos(pi*s/2)**2))
+# source tau_dot = 3*pi/(2*(3*sin(pi*s) - 4*cos(pi*s) + 5))
 # source c = sin(pi*s/2) + cos(pi*s/2)
-# source c_dot_over_c = pi*(-sin(pi*s/2) + cos(pi*s/2))/(2*(sin(pi*s/2) + cos(pi*s/2)))
-# source eps_scale = 3*pi*(sin(pi*s/2) + cos(pi*s/2))**2*(sin(pi*s/2)**2 + cos(pi*s/2)**2)/(2*(9*sin(pi*s/2)**2 + 6*sin(pi*s/2)*cos(pi*s/2) + cos(pi*s/2)**2))
-# sha256: d66d62a179cfe735a01c918dcb64dd43f5f81c6bdbbe6e1ea8e9ca3bd6229f81
+# source c_dot_over_c = pi/(2*tan(pi*s/2 + pi/4))
+# source eps_scale = 3*pi*(sin(pi*s) + 1)/(2*(3*sin(pi*s) - 4*cos(pi*s) + 5))
+# sha256: 1361712292434c2dc0b06fc74fdf1cca79b30bb76ca13f4216f127e6de07661c
 import math  # noqa: F401
 
 import torch
 
-SOURCE_SHA256 = "d66d62a179cfe735a01c918dcb64dd43f5f81c6bdbbe6e1ea8e9ca3bd6229f81"
+SOURCE_SHA256 = "1361712292434c2dc0b06fc74fdf1cca79b30bb76ca13f4216f127e6de07661c"
 FUNCTIONS = ['tau', 'tau_dot', 'c', 'c_dot_over_c', 'eps_scale']
 
 def tau(s: torch.Tensor) -> torch.Tensor:
     """tau(s) = 3*sin(pi*s/2)/(3*sin(pi*s/2) + cos(pi*s/2))"""
-    _x0 = (0.5*3.141592653589793*s)
+    _x0 = (1.5707963267948966*s)
     _x1 = (3.0*torch.sin(_x0))
     _v = (_x1/(_x1 + torch.cos(_x0)))
     return _v
 
 def tau_dot(s: torch.Tensor) -> torch.Tensor:
-    """tau_dot(s) = 3*pi*(sin(pi*s/2)**2 + cos(pi*s/2)**2)/(2*(9*sin(pi*s/2)**2 + 6*sin(pi*s/2)*cos(pi*s/2) + cos(pi*s/2)**2))"""
+    """tau_dot(s) = 3*pi/(2*(3*sin(pi*s) - 4*cos(pi*s) + 5))"""
     _x0 = (3.141592653589793*s)
-    _v = (1.5*3.141592653589793/((3.0*torch.sin(_x0)) + (-4.0*torch.cos(_x0)) + 5.0))
+    _v = (4.71238898038469/((3.0*torch.sin(_x0)) - (4.0*torch.cos(_x0)) + 5.0))
     return _v
 
 def c(s: torch.Tensor) -> torch.Tensor:
     """c(s) = sin(pi*s/2) + cos(pi*s/2)"""
-    _x0 = (0.5*3.141592653589793*s)
+    _x0 = (1.5707963267948966*s)
     _v = (torch.sin(_x0) + torch.cos(_x0))
     return _v
 
 def c_dot_over_c(s: torch.Tensor) -> torch.Tensor:
-    """c_dot_over_c(s) = pi*(-sin(pi*s/2) + cos(pi*s/2))/(2*(sin(pi*s/2) + cos(pi*s/2)))"""
+    """c_dot_over_c(s) = pi/(2*tan(pi*s/2 + pi/4))"""
     _x0 = 1.5707963267948966
     _v = (_x0/torch.tan(((_x0*s) + 0.7853981633974483)))
     return _v
 
 def eps_scale(s: torch.Tensor) -> torch.Tensor:
-    """eps_scale(s) = 3*pi*(sin(pi*s/2) + cos(pi*s/2))**2*(sin(pi*s/2)**2 + cos(pi*s/2)**2)/(2*(9*sin(pi*s/2)**2 + 6*sin(pi*s/2)*cos(pi*s/2) + cos(pi*s/2)**2))"""
+    """eps_scale(s) = 3*pi*(sin(pi*s) + 1)/(2*(3*sin(pi*s) - 4*cos(pi*s) + 5))"""
     _x0 = (3.141592653589793*s)
     _x1 = torch.sin(_x0)
-    _v = (1.5*3.141592653589793*(_x1 + 1.0)/((3.0*_x1) + (-4.0*torch.cos(_x0)) + 5.0))
+    _v = (4.71238898038469*(_x1 + 1.0)/((3.0*_x1) - (4.0*torch.cos(_x0)) + 5.0))
     return _v

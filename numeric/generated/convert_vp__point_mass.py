@@ -19,17 +19,17 @@ FUNCTIONS = ['tau', 'tau_dot', 'c', 'c_dot_over_c', 'eps_scale']
 
 def tau(s: torch.Tensor) -> torch.Tensor:
     """tau(s) = 2*atan(sqrt(s)/sqrt(1 - s))/pi"""
-    _v = (2.0*torch.atan((torch.sqrt(s)/torch.sqrt((1.0 + (-s)))))/3.141592653589793)
+    _v = (0.6366197723675814*torch.atan((torch.sqrt(s)/torch.sqrt((1.0 - s)))))
     return _v
 
 def tau_dot(s: torch.Tensor) -> torch.Tensor:
     """tau_dot(s) = 1/(pi*sqrt(s)*sqrt(1 - s))"""
-    _v = (1.0/(3.141592653589793*torch.sqrt(s)*torch.sqrt((1.0 + (-s)))))
+    _v = (0.3183098861837907/(torch.sqrt(s)*torch.sqrt((1.0 - s))))
     return _v
 
 def c(s: torch.Tensor) -> torch.Tensor:
     """c(s) = sqrt(1 - s)*(sqrt(s)*sqrt(1 - s) + s)*sqrt(1/(1 - s))/(sqrt(s) + sqrt(1 - s))"""
-    _x0 = (1.0 + (-s))
+    _x0 = (1.0 - s)
     _x1 = torch.sqrt(_x0)
     _x2 = torch.sqrt(s)
     _v = (_x1*torch.sqrt((1.0/_x0))*((_x1*_x2) + s)/(_x1 + _x2))
@@ -40,11 +40,11 @@ def c_dot_over_c(s: torch.Tensor) -> torch.Tensor:
     """c_dot_over_c(s) = (-2*s**(3/2) + 2*sqrt(s) + sqrt(1 - s))/(2*(-2*s**(5/2) + 2*s**(3/2) + s*sqrt(1 - s)))"""
     _u = 1.0 - s  # exact for t >= 1/2 (Sterbenz)
     _x0 = torch.pow(s, 1.5)
-    _x1 = torch.sqrt((1.0 + (-s)))
+    _x1 = torch.sqrt((1.0 - s))
     _x2 = torch.sqrt(_u)
-    _x3 = (2.0*torch.sqrt((1.0 + (-_u))))
+    _x3 = (2.0*torch.sqrt((1.0 - _u)))
     _x4 = (_x3*_u)
-    _v = torch.where(s <= 0.5, (((-_x0) + (0.5*_x1) + torch.sqrt(s))/((2.0*_x0) + (_x1*s) + (-2.0*torch.pow(s, 2.5)))), (-0.5*(_x2 + _x4)/(torch.pow(_u, 1.5) + (_x3*(_u*_u)) + (-_x2) + (-_x4))))
+    _v = torch.where(s <= 0.5, (((0.5*_x1) - _x0 + torch.sqrt(s))/((2.0*_x0) + (_x1*s) - (2.0*torch.pow(s, 2.5)))), (-0.5*(_x2 + _x4)/(torch.pow(_u, 1.5) + (_x3*(_u*_u)) - _x2 - _x4)))
     _v = torch.where(s == 1.0, 0.5, _v)
     return _v
 
@@ -52,11 +52,11 @@ def eps_scale(s: torch.Tensor) -> torch.Tensor:
     """eps_scale(s) = -(2*s**(3/2)*sqrt(1 - s) + s)/(pi*(-sqrt(s)*sqrt(1 - s) + 2*s**2 - 2*s))"""
     _u = 1.0 - s  # exact for t >= 1/2 (Sterbenz)
     _x0 = 0.3183098861837907
-    _x1 = torch.sqrt((1.0 + (-s)))
+    _x1 = torch.sqrt((1.0 - s))
     _x2 = (_u - 1.0)
     _x3 = torch.sqrt((-_x2))
     _x4 = (_x3*torch.sqrt(_u))
-    _v = torch.where(s <= 0.5, (_x0*((2.0*_x1*torch.pow(s, 1.5)) + s)/((_x1*torch.sqrt(s)) + (-2.0*(s*s)) + (2.0*s))), (_x0*((2.0*_x3*torch.pow(_u, 1.5)) + _x2 + (-2.0*_x4))/((2.0*(_u*_u)) + (-2.0*_u) + (-_x4))))
+    _v = torch.where(s <= 0.5, (_x0*((2.0*_x1*torch.pow(s, 1.5)) + s)/((_x1*torch.sqrt(s)) - (2.0*(s*s)) + (2.0*s))), (_x0*((2.0*_x3*torch.pow(_u, 1.5)) + _x2 - (2.0*_x4))/((2.0*(_u*_u)) - (2.0*_u) - _x4)))
     _v = torch.where(s == 0.0, 0.0, _v)
     _v = torch.where(s == 1.0, math.inf, _v)
     return _v
