@@ -17,9 +17,9 @@ FUNCTIONS = ['gain_x', 'gain_z', 'inv_var', 'var_ratio']
 
 def gain_x(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """gain_x(t, d) = d*exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)/(d*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2) - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2) + 1)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (1.0 - t)
     _x1 = (0.5*beta_max)
@@ -34,9 +34,9 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_max:
 
 def gain_z(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """gain_z(t, d) = sqrt(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2))/(d*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2) - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2) + 1)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (0.5*beta_max)
     _x1 = (t*t)
@@ -52,9 +52,9 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_max:
 
 def inv_var(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """inv_var(t, d) = 1/(d*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2) - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2) + 1)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (0.5*beta_max)
     _x1 = (0.5*beta_min)
@@ -69,9 +69,9 @@ def inv_var(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_max
 
 def var_ratio(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """var_ratio(t, d) = d*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2) - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2) + 1  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (0.5*beta_max)
     _x1 = (0.5*beta_min)

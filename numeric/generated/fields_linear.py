@@ -17,7 +17,7 @@ FUNCTIONS = ['gain_x', 'gain_z', 'inv_var', 'var_ratio']
 
 def gain_x(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
     """gain_x(t, d) = d*t/(d*t**2 + (1 - t)**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
     _v = (t*d/((d*(t*t)) + ((1.0 - t)*(1.0 - t))))
     _v = torch.where(t == 0.0, 0.0, _v)
     _v = torch.where(t == 1.0, 1.0, _v)
@@ -25,7 +25,7 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
 
 def gain_z(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
     """gain_z(t, d) = (1 - t)/(d*t**2 + (1 - t)**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
     _x0 = (1.0 - t)
     _v = (_x0/((_x0*_x0) + (d*(t*t))))
     _v = torch.where(t == 0.0, 1.0, _v)
@@ -34,7 +34,7 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
 
 def inv_var(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
     """inv_var(t, d) = 1/(d*t**2 + (1 - t)**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
     _v = (1.0/((d*(t*t)) + ((1.0 - t)*(1.0 - t))))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, (1.0/d), _v)
@@ -42,7 +42,7 @@ def inv_var(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
 
 def var_ratio(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
     """var_ratio(t, d) = (d*t**2 + (1 - t)**2)/(t**2 + (1 - t)**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (t*t)
     _x1 = ((1.0 - t)*(1.0 - t))

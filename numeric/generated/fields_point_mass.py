@@ -19,8 +19,8 @@ FUNCTIONS = ['gain_x', 'gain_z', 'inv_var', 'var_ratio', 'pm_drift_x', 'pm_drift
 
 def gain_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """gain_x(t, d) = d*t/(d*t**2 + sigma**2*t*(1 - t))  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _v = (d/((t*d) - ((sigma*sigma)*(t - 1.0))))
     _v = torch.where(t == 0.0, (d/(sigma*sigma)), _v)
     _v = torch.where(t == 1.0, 1.0, _v)
@@ -28,8 +28,8 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
 
 def gain_z(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """gain_z(t, d) = sigma*sqrt(t)*sqrt(1 - t)/(d*t**2 + sigma**2*t*(1 - t))  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _x0 = (t - 1.0)
     _v = (sigma*torch.sqrt((-_x0))/(torch.sqrt(t)*((t*d) - (_x0*(sigma*sigma)))))
     _v = torch.where(t == 0.0, math.inf, _v)
@@ -38,8 +38,8 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
 
 def inv_var(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """inv_var(t, d) = 1/(d*t**2 + sigma**2*t*(1 - t))  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _v = (1.0/(t*((t*d) - ((sigma*sigma)*(t - 1.0)))))
     _v = torch.where(t == 0.0, math.inf, _v)
     _v = torch.where(t == 1.0, (1.0/d), _v)
@@ -47,8 +47,8 @@ def inv_var(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Te
 
 def var_ratio(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """var_ratio(t, d) = (d*t**2 + sigma**2*t*(1 - t))/(sigma**2*t*(1 - t) + t**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _x0 = (sigma*sigma)
     _x1 = (t - 1.0)
     _v = (((_x0*_x1) - (t*d))/((_x0*_x1) - t))
@@ -58,23 +58,23 @@ def var_ratio(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.
 
 def pm_drift_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """pm_drift_x(t, d) = (d - sigma**2)/(d*t - sigma**2*t + sigma**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (sigma*sigma)
     _x1 = (d - _x0)
-    _v = torch.where(t <= 0.5, (_x1/(_x0 - (_x0*t) + (t*d))), (-(_x1/((_u*d) - (_x0*_u) - d))))
+    _v = torch.where(t <= 0.5, (_x1/(_x0 - (_x0*t) + (t*d))), (_x1/((_x0*_u) - (_u*d) + d)))
     _v = torch.where(t == 0.0, ((d/(sigma*sigma)) - 1.0), _v)
     _v = torch.where(t == 1.0, ((d - (sigma*sigma))/d), _v)
     return _v
 
 def pm_drift_m(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """pm_drift_m(t, d) = sigma**2/(d*t - sigma**2*t + sigma**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (sigma*sigma)
-    _v = torch.where(t <= 0.5, (_x0/(_x0 - (_x0*t) + (t*d))), (-(_x0/((_u*d) - (_x0*_u) - d))))
+    _v = torch.where(t <= 0.5, (_x0/(_x0 - (_x0*t) + (t*d))), (_x0/((_x0*_u) - (_u*d) + d)))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, ((sigma*sigma)/d), _v)
     return _v

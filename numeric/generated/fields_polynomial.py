@@ -17,9 +17,9 @@ FUNCTIONS = ['gain_x', 'gain_z', 'inv_var', 'var_ratio']
 
 def gain_x(t: torch.Tensor, *, d: torch.Tensor, p: float = 2.0, q: float = 2.0) -> torch.Tensor:
     """gain_x(t, d) = d*t**q/(d*t**(2*q) + (1 - t)**(2*p))  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    p = torch.as_tensor(p, dtype=t.dtype, device=t.device)
-    q = torch.as_tensor(q, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    p = p if isinstance(p, float) else torch.as_tensor(p, dtype=t.dtype, device=t.device)
+    q = q if isinstance(q, float) else torch.as_tensor(q, dtype=t.dtype, device=t.device)
     _v = (d*torch.pow(t, q)/((d*torch.pow(t, (2.0*q))) + torch.pow((1.0 - t), (2.0*p))))
     _v = torch.where(t == 0.0, 0.0, _v)
     _v = torch.where(t == 1.0, 1.0, _v)
@@ -27,9 +27,9 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor, p: float = 2.0, q: float = 2.0) 
 
 def gain_z(t: torch.Tensor, *, d: torch.Tensor, p: float = 2.0, q: float = 2.0) -> torch.Tensor:
     """gain_z(t, d) = (1 - t)**p/(d*t**(2*q) + (1 - t)**(2*p))  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    p = torch.as_tensor(p, dtype=t.dtype, device=t.device)
-    q = torch.as_tensor(q, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    p = p if isinstance(p, float) else torch.as_tensor(p, dtype=t.dtype, device=t.device)
+    q = q if isinstance(q, float) else torch.as_tensor(q, dtype=t.dtype, device=t.device)
     _x0 = (1.0 - t)
     _v = (torch.pow(_x0, p)/(torch.pow(_x0, (2.0*p)) + (d*torch.pow(t, (2.0*q)))))
     _v = torch.where(t == 0.0, 1.0, _v)
@@ -38,9 +38,9 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor, p: float = 2.0, q: float = 2.0) 
 
 def inv_var(t: torch.Tensor, *, d: torch.Tensor, p: float = 2.0, q: float = 2.0) -> torch.Tensor:
     """inv_var(t, d) = 1/(d*t**(2*q) + (1 - t)**(2*p))  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    p = torch.as_tensor(p, dtype=t.dtype, device=t.device)
-    q = torch.as_tensor(q, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    p = p if isinstance(p, float) else torch.as_tensor(p, dtype=t.dtype, device=t.device)
+    q = q if isinstance(q, float) else torch.as_tensor(q, dtype=t.dtype, device=t.device)
     _v = (1.0/((d*torch.pow(t, (2.0*q))) + torch.pow((1.0 - t), (2.0*p))))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, (1.0/d), _v)
@@ -48,9 +48,9 @@ def inv_var(t: torch.Tensor, *, d: torch.Tensor, p: float = 2.0, q: float = 2.0)
 
 def var_ratio(t: torch.Tensor, *, d: torch.Tensor, p: float = 2.0, q: float = 2.0) -> torch.Tensor:
     """var_ratio(t, d) = (d*t**(2*q) + (1 - t)**(2*p))/(t**(2*q) + (1 - t)**(2*p))  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    p = torch.as_tensor(p, dtype=t.dtype, device=t.device)
-    q = torch.as_tensor(q, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    p = p if isinstance(p, float) else torch.as_tensor(p, dtype=t.dtype, device=t.device)
+    q = q if isinstance(q, float) else torch.as_tensor(q, dtype=t.dtype, device=t.device)
     _x0 = torch.pow(t, (2.0*q))
     _x1 = torch.pow((1.0 - t), (2.0*p))
     _v = (((_x0*d) + _x1)/(_x0 + _x1))

@@ -17,8 +17,8 @@ FUNCTIONS = ['gain_x', 'gain_z', 'inv_var', 'var_ratio']
 
 def gain_x(t: torch.Tensor, *, d: torch.Tensor, shift: float = 3.0) -> torch.Tensor:
     """gain_x(t, d) = d*(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)/(d*(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)**2 + shift**2*(1 - t)**2/((1 - t)*(shift - 1) + 1)**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (shift*shift)
     _x1 = (t*t)
@@ -31,8 +31,8 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor, shift: float = 3.0) -> torch.Ten
 
 def gain_z(t: torch.Tensor, *, d: torch.Tensor, shift: float = 3.0) -> torch.Tensor:
     """gain_z(t, d) = shift*(1 - t)/((d*(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)**2 + shift**2*(1 - t)**2/((1 - t)*(shift - 1) + 1)**2)*((1 - t)*(shift - 1) + 1))  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (shift*shift)
     _x1 = (1.0 - t)
@@ -47,8 +47,8 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor, shift: float = 3.0) -> torch.Ten
 
 def inv_var(t: torch.Tensor, *, d: torch.Tensor, shift: float = 3.0) -> torch.Tensor:
     """inv_var(t, d) = 1/(d*(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)**2 + shift**2*(1 - t)**2/((1 - t)*(shift - 1) + 1)**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
     _x0 = (1.0 - t)
     _x1 = ((_x0*(shift - 1.0)) + 1.0)
     _v = (1.0/(((_x0*_x0)*(shift*shift)/(_x1*_x1)) + (d*((1.0 - (_x0*shift/_x1))*(1.0 - (_x0*shift/_x1))))))
@@ -58,8 +58,8 @@ def inv_var(t: torch.Tensor, *, d: torch.Tensor, shift: float = 3.0) -> torch.Te
 
 def var_ratio(t: torch.Tensor, *, d: torch.Tensor, shift: float = 3.0) -> torch.Tensor:
     """var_ratio(t, d) = (d*(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)**2 + shift**2*(1 - t)**2/((1 - t)*(shift - 1) + 1)**2)/(shift**2*(1 - t)**2/((1 - t)*(shift - 1) + 1)**2 + (-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (t*t)
     _x1 = (shift*shift)

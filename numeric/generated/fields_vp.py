@@ -17,8 +17,8 @@ FUNCTIONS = ['gain_x', 'gain_z', 'inv_var', 'var_ratio']
 
 def gain_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """gain_x(t, d) = d*sin(pi*t/2)/(sigma*(d*sin(pi*t/2)**2/sigma**2 + cos(pi*t/2)**2))  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _x0 = (1.5707963267948966*t)
     _x1 = torch.sin(_x0)
     _v = (_x1*d*sigma/((d*(_x1*_x1)) + ((sigma*sigma)*(torch.cos(_x0)*torch.cos(_x0)))))
@@ -28,8 +28,8 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
 
 def gain_z(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """gain_z(t, d) = cos(pi*t/2)/(d*sin(pi*t/2)**2/sigma**2 + cos(pi*t/2)**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = 1.5707963267948966
     _x1 = (_x0*t)
@@ -44,8 +44,8 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
 
 def inv_var(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """inv_var(t, d) = 1/(d*sin(pi*t/2)**2/sigma**2 + cos(pi*t/2)**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = 1.5707963267948966
     _x1 = (_x0*t)
@@ -58,8 +58,8 @@ def inv_var(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Te
 
 def var_ratio(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """var_ratio(t, d) = (d*sin(pi*t/2)**2/sigma**2 + cos(pi*t/2)**2)/(cos(pi*t/2)**2 + sin(pi*t/2)**2/sigma**2)  (one eigen-direction of variance d)"""
-    d = torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = 1.5707963267948966
     _x1 = (_x0*t)
