@@ -2,7 +2,8 @@
 
 Runs each command ``--repeat`` times, cold (empty cache directory: mpmath references and the
 regeneration comparison recomputed) and warm (cache filled by the cold run), prints a table and
-writes JSON. The claims report of each run is kept next to it.
+writes JSON. CPU seconds (user + sys, children included) are reported next to wall time because this machine's
+2 cores are shared: wall time depends on the load, CPU time much less.
 
     python benchmarks/verify_timing.py --out results/verify_timing.json
 """
@@ -12,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -22,11 +24,15 @@ from pathlib import Path
 
 def run_once(args: list[str], cache_dir: str) -> dict:
     env = dict(os.environ, LAZYSI_CACHE_DIR=cache_dir)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "lazysi", "verify", "--json", *args], capture_output=True, text=True, env=env, check=False
     )
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     try:
         rows = json.loads(proc.stdout)
     except ValueError:
@@ -35,6 +41,8 @@ def run_once(args: list[str], cache_dir: str) -> dict:
         "command": "lazysi verify " + " ".join(args),
         "exit": proc.returncode,
         "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),  # user + sys of the process and its children (K0's background check)
+        "load_before": round(load, 2),
         "claims_s": round(sum(r["seconds"] for r in rows), 2),
         "claims": len(rows),
         "passed": sum(bool(r["passed"]) for r in rows),
@@ -57,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"mode": label, "cache": "warm", **run_once(args, cache)})
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    print(f"{'command':<28} {'cache':<5} {'exit':>4} {'wall s':>7} {'claims s':>8} {'passed':>7}  slowest")
+    print(f"{'command':<28} {'cache':<5} {'exit':>4} {'wall s':>7} {'cpu s':>7} {'load':>5} {'claims s':>8} {'passed':>7}  slowest")
     for r in rows:
-        print(f"{r['command']:<28} {r['cache']:<5} {r['exit']:>4} {r['wall_s']:>7.2f} {r['claims_s']:>8.2f} "
+        print(f"{r['command']:<28} {r['cache']:<5} {r['exit']:>4} {r['wall_s']:>7.2f} {r['cpu_s']:>7.2f} {r['load_before']:>5.1f} {r['claims_s']:>8.2f} "
               f"{r['passed']:>3}/{r['claims']:<3}  {r['slowest']}")
     record = {
         "python": platform.python_version(),

@@ -266,8 +266,51 @@ def _stamp_mismatches() -> list[str]:
     return bad
 
 
+_PREFETCH: dict[str, object] = {}
+
+
+def prefetch_regeneration() -> bool:
+    """Start the (slow) regeneration comparison in a background process so that it overlaps
+    with the other claims; K0 collects the result. Returns False when the cached result is
+    already valid (nothing to do). The child runs :func:`regeneration_check` with the same
+    environment (cache directory included) and prints its result as JSON."""
+    import subprocess
+
+    if _PREFETCH or os.environ.get("LAZYSI_NO_PREFETCH") == "1":
+        return False
+    key = _content_key()
+    marker = _cache_dir() / "verify" / f"regenerated-{key}.ok"
+    if os.environ.get("LAZYSI_NO_CACHE") != "1" and marker.exists():
+        return False
+    code = (
+        "import json; from lazysi.proofs.claims_kernels import regeneration_check; "
+        "print(json.dumps(regeneration_check()))"
+    )
+    _PREFETCH["key"] = key
+    _PREFETCH["proc"] = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    return True
+
+
+def _collect_prefetch() -> tuple[str, list[str], str] | None:
+    proc = _PREFETCH.pop("proc", None)
+    key = _PREFETCH.pop("key", None)
+    if proc is None:
+        return None
+    out, err = proc.communicate()
+    if proc.returncode != 0 or key != _content_key():  # crashed, or sources changed meanwhile
+        return None
+    try:
+        status, changed, how = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    return status, changed, how + " [in a background process]"
+
+
 def _k0_symbolic(ctx: Context) -> SymbolicOutcome:
-    status, _, how = regeneration_check(allow_slow=not ctx.quick)
+    pre = _collect_prefetch()
+    status, _, how = pre if pre is not None else regeneration_check(allow_slow=not ctx.quick)
     if status == "skipped":
         return SymbolicOutcome("numeric-only", how)
     return SymbolicOutcome(status, how)
