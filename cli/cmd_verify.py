@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.digits < 15:
         raise UsageError(f"--digits must be >= 15, got {args.digits}")
+    if args.mutate and args.claim:
+        raise UsageError("--mutate runs the kernel and peer claims it needs; do not combine it with --claim")
     if args.sample is not None and (not args.mutate or args.sample < 1):
         raise UsageError("--sample N needs --mutate and N >= 1")
     if args.report and not args.report.endswith(".md"):
