@@ -75,7 +75,6 @@ def _on_open_interval(e: sp.Expr) -> sp.Expr:
 _STRATEGIES = (
     sp.expand,
     lambda e: sp.together(sp.expand(e)),
-    sp.simplify,
     lambda e: sp.simplify(sp.expand_trig(e)),
     lambda e: sp.simplify(sp.together(_on_open_interval(e))),
     lambda e: sp.simplify(sp.expand_trig(_on_open_interval(e))),
