@@ -185,6 +185,28 @@ class NumericConversion:
         """``s -> c^2 tau' eps_A(tau(s))`` for a source coefficient ``eps_A(t)``."""
         return lambda sv: self.eps_scale(sv) * eps_A(self.tau(sv))
 
+    def sigma(self, tv) -> torch.Tensor:
+        """``sigma(t) = tau^{-1}(t)``: float64 bisection on the increasing ``tau`` (0 -> 0, 1 -> 1)."""
+        tv = self._s(tv)
+        target = tv.to(torch.float64)
+        lo, hi = torch.zeros_like(target), torch.ones_like(target)
+        for _ in range(BISECTION_STEPS):
+            mid = 0.5 * (lo + hi)
+            below = self.tau(mid) < target
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        out = torch.where(target == 0.0, 0.0, torch.where(target == 1.0, 1.0, 0.5 * (lo + hi)))
+        return out.to(tv.dtype)
+
+    def eps_to_source(self, eps_B: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``t -> eps_B(sigma(t)) / (c^2 tau')(sigma(t))``: the A-coefficient whose converted path
+        solves B's SDE with ``eps_B(s)`` (C5, the other direction)."""
+
+        def eps_A(tv):
+            sv = self.sigma(tv)
+            return eps_B(sv) / self.eps_scale(sv)
+
+        return eps_A
+
     def __repr__(self) -> str:
         route = "closed form" if self.closed_form else "root-find"
         return f"NumericConversion({self.A.name} -> {self.B.name}, {route})"

@@ -229,3 +229,17 @@ def test_wrong_time_change_is_caught():
     finally:
         br.BrownianPath.time_changed = original
     assert abs(slope - 1.0) > 0.15 or errors[-1] > errors[0] / 4, (slope, errors)
+
+
+def test_numeric_eps_maps_both_directions():
+    """eps*_A -> eps*_B (C6) through the generated kernels, and the inverse map back."""
+    conv = NumericConversion(family("linear"), family("vp"))
+    A, B = NumericSchedule(family("linear")), NumericSchedule(family("vp"))
+    sv = torch.linspace(0.02, 0.98, 25, dtype=torch.float64)
+    assert torch.allclose(conv.eps_to_target(A.eps_star)(sv), B.eps_star(sv), rtol=1e-12)
+    tv = torch.linspace(0.02, 0.98, 25, dtype=torch.float64)
+    assert torch.allclose(conv.sigma(conv.tau(sv)), sv, atol=1e-14)
+    assert torch.allclose(conv.eps_to_source(B.eps_star)(tv), A.eps_star(tv), rtol=1e-11)
+    user = lambda s_: s_ * (1 - s_) + 0.25  # noqa: E731
+    back = conv.eps_to_target(conv.eps_to_source(user))(sv)
+    assert torch.allclose(back, user(sv), rtol=1e-12)
