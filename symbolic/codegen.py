@@ -103,17 +103,37 @@ class TorchPrinter:
             special = self._expm1(e)
             if special is not None:
                 return special
-            terms = [self.p(a) for a in e.as_ordered_terms()]
-            out = terms[0]
-            for term in terms[1:]:
-                out += f" - {term[1:]}" if term.startswith("-") else f" + {term}"
+            # ``a - b`` rather than ``a + (-b)``: one torch op per term, a positive term first
+            ordered = e.as_ordered_terms()
+            negative = [a.could_extract_minus_sign() for a in ordered]
+            if all(negative):
+                return f"(-{self.p(-e)})"
+            first = negative.index(False)
+            out = self.p(ordered[first])
+            for k, a in enumerate(ordered):
+                if k != first:
+                    out += f" - {self.p(-a)}" if negative[k] else f" + {self.p(a)}"
             return f"({out})"
         if isinstance(e, sp.Mul):
             coeff, rest = e.as_coeff_Mul()
+            if coeff.is_negative:
+                # -(a/(t - 1)) -> a/(1 - t): one negation less, and +inf rather than -(+inf) at t = 1
+                for f in e.args:
+                    if f.is_Pow and f.exp == -1 and isinstance(f.base, sp.Add) and (f.base.could_extract_minus_sign() or f.base.as_coeff_Add()[0] < 0):
+                        others = [g for g in e.args if g is not f and g != -1]
+                        if coeff != -1:
+                            others = [-g if g == coeff else g for g in others]
+                        flipped = sp.Pow(-f.base, -1, evaluate=False)
+                        return self.p(sp.Mul(*others, flipped, evaluate=False)) if others else self.p(flipped)
             if coeff == -1:
                 return f"(-{self.p(rest)})"
-            num, den = [], []
+            # constant factors (numbers, pi, sqrt(2), ...) folded into one literal
+            const = sp.Mul(*[f for f in e.args if not f.free_symbols])
+            num = [] if const == 1 else [_float(const)]
+            den = []
             for factor in e.args:
+                if not factor.free_symbols:
+                    continue
                 if factor.is_Pow and factor.exp.is_number and factor.exp.is_negative:
                     den.append(self.p(factor.base ** (-factor.exp)))
                 else:
@@ -217,6 +237,7 @@ class GeneratedFunction:
     body: sp.Expr
     limits: tuple[tuple[int, sp.Expr], ...]  # (endpoint, limit value) where a guard is needed
     reflected: sp.Expr | None = None  # body in u = 1 - t, used for t > 1/2 when more accurate
+    whole: bool = False  # True: ``reflected`` is accurate on all of [0, 1] and used alone (no torch.where)
 
 
 def _simplify_guarded(expr: sp.Expr, max_ops: int = 120) -> sp.Expr:
@@ -309,7 +330,9 @@ def prepare(
             body = expanded
     reflected = None
     if var in body.free_symbols and 1 in endpoints:
-        body, reflected = _choose_forms(name, expr, body, var, values)
+        body, reflected, whole = _choose_forms(name, expr, body, var, values)
+    else:
+        whole = False
     limits: list[tuple[int, sp.Expr]] = []
     for end in endpoints:
         value, needs_guard = endpoint_value(body, end, var)
@@ -318,7 +341,7 @@ def prepare(
                 # Oscillating or undefined: leave plain evaluation (NaN) there, it is the truth.
                 continue
             limits.append((end, value))
-    fn = GeneratedFunction(name, expr, body, tuple(limits), reflected)
+    fn = GeneratedFunction(name, expr, body, tuple(limits), reflected, whole)
     if limits and var in body.free_symbols:
         fn = _drop_needless_guards(fn, var, values)
     return fn
@@ -442,8 +465,10 @@ def _acceptable(score: tuple[int, float], best: tuple[int, float]) -> bool:
 
 def _choose_forms(
     name: str, source: sp.Expr, body: sp.Expr, var: sp.Symbol, values: Mapping[sp.Symbol, float] | None
-) -> tuple[sp.Expr, sp.Expr | None]:
-    """``(body, reflected)``: the forms evaluated on [0, 1/2] and (1/2, 1] (reflected None: one form)."""
+) -> tuple[sp.Expr, sp.Expr | None, bool]:
+    """``(body, reflected, whole)``: the forms evaluated on [0, 1/2] and (1/2, 1] (reflected None:
+    one form in t); ``whole``: the reflected form alone is accurate on all of [0, 1]. ``body`` is
+    always a form in t (endpoint limits are taken from it)."""
     prober = _Prober(name, source, var, values)
     scores: dict[sp.Expr, tuple[tuple[int, float], tuple[int, float]]] = {}
 
@@ -457,7 +482,7 @@ def _choose_forms(
 
     left0, right0 = score(body)
     if left0[0] == 0 and right0[0] == 0 and max(left0[1], right0[1]) <= _GOOD:
-        return body, None
+        return body, None, False
     t_forms = [body, source]
     if body.count_ops() <= 120:
         t_forms.append(sp.together(body))
@@ -472,14 +497,24 @@ def _choose_forms(
     u_forms = [f for f in dict.fromkeys(u_forms) if f not in t_forms]
     for form in t_forms + u_forms:
         score(form)
-    best_left = min((scores[f][0] for f in t_forms), key=lambda s: (s[0], s[1]))
-    best_right = min((scores[f][1] for f in t_forms + u_forms), key=lambda s: (s[0], s[1]))
-    for form in t_forms:
-        if _acceptable(scores[form][0], best_left) and _acceptable(scores[form][1], best_right):
-            return form, None
-    left = next(f for f in t_forms if _acceptable(scores[f][0], best_left))
-    right = next(f for f in [left] + t_forms + u_forms if _acceptable(scores[f][1], best_right))
-    return left, (None if right == left else right)
+    forms = t_forms + u_forms  # a form in u = 1 - t may serve on the whole interval too
+    best_left = min((scores[f][0] for f in forms), key=lambda s: (s[0], s[1]))
+    best_right = min((scores[f][1] for f in forms), key=lambda s: (s[0], s[1]))
+    singles = [f for f in forms if _acceptable(scores[f][0], best_left) and _acceptable(scores[f][1], best_right)]
+    best_t = min(t_forms, key=lambda f: (scores[f][0][0], scores[f][0][1]))  # ``body`` stays a form in t
+    if singles:
+        single = min(singles, key=_cost)
+        return (single, None, False) if single in t_forms else (best_t, single, True)
+    left_ok = [f for f in t_forms if _acceptable(scores[f][0], best_left)]
+    left = min(left_ok, key=_cost) if left_ok else best_t
+    right = min((f for f in forms if _acceptable(scores[f][1], best_right)), key=_cost)
+    return left, (None if right == left else right), False
+
+
+def _cost(form: sp.Expr) -> int:
+    """Operations of the printed form (after stabilisation, common subexpressions counted once)."""
+    replacements, reduced = sp.cse([stabilize(form)], optimizations=None)
+    return sum(sp.count_ops(r) for _, r in replacements) + sp.count_ops(reduced[0])
 
 
 def _drop_needless_guards(fn: GeneratedFunction, var: sp.Symbol, values: Mapping[sp.Symbol, float] | None) -> GeneratedFunction:
@@ -493,7 +528,7 @@ def _drop_needless_guards(fn: GeneratedFunction, var: sp.Symbol, values: Mapping
         syms = sorted(set(syms) | (fn.reflected.free_symbols - {var, _U}), key=lambda s: s.name)
     pnames = [(sym, f"_p{i}", 0.0) for i, sym in enumerate(syms)]
     try:
-        src = render_function(GeneratedFunction(fn.name, fn.source, fn.body, (), fn.reflected), var, pnames)
+        src = render_function(GeneratedFunction(fn.name, fn.source, fn.body, (), fn.reflected, fn.whole), var, pnames)
         f = compile_module(src, "guard_probe")[fn.name]
     except (CodegenError, TypeError, ValueError):
         return fn
@@ -518,7 +553,7 @@ def _drop_needless_guards(fn: GeneratedFunction, var: sp.Symbol, values: Mapping
                 break
         if not ok:
             keep.append((end, lim))
-    return GeneratedFunction(fn.name, fn.source, fn.body, tuple(keep), fn.reflected)
+    return GeneratedFunction(fn.name, fn.source, fn.body, tuple(keep), fn.reflected, fn.whole)
 
 
 def render_function(
@@ -531,7 +566,12 @@ def render_function(
     vname = var.name
     names = {var: vname, _U: "_u"}
     names.update({sym: pname for sym, pname, _ in params})
-    bodies = [stabilize(fn.body)] if fn.reflected is None else [stabilize(fn.body), stabilize(fn.reflected)]
+    if fn.reflected is None:
+        bodies = [stabilize(fn.body)]
+    elif fn.whole:
+        bodies = [stabilize(fn.reflected)]
+    else:
+        bodies = [stabilize(fn.body), stabilize(fn.reflected)]
     replacements, reduced_all = sp.cse(bodies, symbols=sp.numbered_symbols("_x"), optimizations=None)
     reduced = reduced_all[0]
     printer = TorchPrinter(names)
@@ -539,8 +579,28 @@ def render_function(
     lines = [f"def {fn.name}({vname}: torch.Tensor, *{sig_params}) -> torch.Tensor:" if params else f"def {fn.name}({vname}: torch.Tensor) -> torch.Tensor:"]
     doc_text = doc or f"{fn.name}({vname}) = {sp.sstr(fn.source)}"
     lines.append(f'    """{doc_text}"""')
-    for _, pname, _ in params:
-        lines.append(f"    {pname} = torch.as_tensor({pname}, dtype={vname}.dtype, device={vname}.device)")
+    # Parameters stay Python floats where every use is arithmetic with tensors (no per-call tensor
+    # creation); they become tensors of t's dtype/device when given as tensors or when a torch
+    # function is applied to a parameter-only subexpression (e.g. torch.log(shift)).
+    param_syms = {sym for sym, _, _ in params}
+    def _torch_call(node: sp.Basic) -> bool:
+        if isinstance(node, (sp.Function, sp.Max, sp.Min)):
+            return True
+        return node.is_Pow and not (node.exp.is_Integer and abs(node.exp) <= 4)
+
+    param_funcs = {
+        sym
+        for b in bodies
+        for f in sp.preorder_traversal(b)
+        if f.free_symbols and f.free_symbols <= param_syms and _torch_call(f)
+        for sym in f.free_symbols
+    }
+    for sym, pname, _ in params:
+        conv = f"torch.as_tensor({pname}, dtype={vname}.dtype, device={vname}.device)"
+        if sym in param_funcs:
+            lines.append(f"    {pname} = {conv}")
+        else:
+            lines.append(f"    {pname} = {pname} if isinstance({pname}, float) else {conv}")
     if any(_U in b.free_symbols for b in bodies):
         lines.append(f"    _u = 1.0 - {vname}  # exact for t >= 1/2 (Sterbenz)")
     for sym, sub in replacements:
@@ -549,9 +609,9 @@ def render_function(
         printer.names[sym] = sym.name
         lines.append(f"    {sym.name} = {code}")
     value = printer(reduced)
-    if var not in fn.body.free_symbols:
+    if var not in bodies[0].free_symbols and _U not in bodies[0].free_symbols:
         value = f"torch.zeros_like({vname}) + {value}"
-    if fn.reflected is not None:
+    if fn.reflected is not None and not fn.whole:
         lines.append(f"    _v = torch.where({vname} <= 0.5, {value}, {printer(reduced_all[1])})")
     else:
         lines.append(f"    _v = {value}")

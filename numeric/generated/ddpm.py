@@ -24,160 +24,112 @@ FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_st
 
 def alpha(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """alpha(t) = sqrt(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2))"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (0.5*beta_max)
-    _x1 = (0.5*beta_min)
-    _x2 = (t*t)
-    _x3 = (_u*_u)
-    _x4 = (0.25*_x3)
-    _v = torch.where(t <= 0.5, torch.sqrt((-torch.expm1(((-(_x0*_x2)) + (-_x0) + (-_x1) + (0.5*_x2*beta_min) + (t*beta_max))))), (torch.sqrt(torch.expm1(((_u*beta_min) + (_x0*_x3) + (-(_x1*_x3)))))*torch.exp((_x4*beta_min))*torch.exp(((-(_x1*_u)) + (-(_x4*beta_max))))))
+    _x0 = (_u*_u)
+    _v = torch.sqrt((-torch.expm1(((0.5*_x0*beta_min) - (_u*beta_min) - (0.5*_x0*beta_max)))))
     return _v
 
 def beta(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """beta(t) = exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _x0 = (t - 1.0)
-    _v = torch.exp((0.25*_x0*((-(_x0*(beta_max + (-beta_min)))) + (2.0*beta_min))))
+    _v = torch.exp((0.25*_x0*((2.0*beta_min) - (_x0*(beta_max - beta_min)))))
     return _v
 
 def alpha_dot(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """alpha_dot(t) = -(beta_min - (beta_max - beta_min)*(2*t - 2)/2)*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)/(2*sqrt(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)))"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (t - 1.0)
-    _x1 = (beta_max + (-beta_min))
-    _x2 = (-_x0)
-    _x3 = (0.5*beta_max)
-    _x4 = (0.5*beta_min)
-    _x5 = (t*t)
-    _x6 = (_u*_u)
-    _x7 = (0.25*_x6)
-    _x8 = (_u*beta_min)
-    _x9 = (-(_x4*_x6))
-    _v = torch.where(t <= 0.5, (0.5*((_x0*_x1) + (-beta_min))*torch.exp((-0.25*_x2*((_x1*_x2) + (2.0*beta_min))))/torch.sqrt(torch.expm1(((_x3*_x5) + _x3 + (-(_x4*_x5)) + _x4 + (-(t*beta_max)))))), (-0.5*((_u*beta_max) + (-_x8) + beta_min)*torch.exp((-(_x7*beta_min)))*torch.exp(((-(_x4*_u)) + (-(_x7*beta_max)) + (-_x9)))/torch.sqrt(torch.expm1(((_x3*_x6) + _x8 + _x9)))))
+    _x0 = (_u*_u)
+    _x1 = ((0.5*_x0*beta_min) - (_u*beta_min) - (0.5*_x0*beta_max))
+    _v = (-0.5*((_u*(beta_max - beta_min)) + beta_min)*torch.exp(_x1)/torch.sqrt((-torch.expm1(_x1))))
+    _v = torch.where(t == 1.0, -math.inf, _v)
     return _v
 
 def beta_dot(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """beta_dot(t) = (beta_min/2 - (beta_max - beta_min)*(2*t - 2)/4)*exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _x0 = (t - 1.0)
-    _x1 = (beta_max + (-beta_min))
+    _x1 = (beta_max - beta_min)
     _x2 = (-_x0)
-    _v = (0.5*((-(_x0*_x1)) + beta_min)*torch.exp((-0.25*_x2*((_x1*_x2) + (2.0*beta_min)))))
+    _v = (0.5*(beta_min - (_x0*_x1))*torch.exp((-0.25*_x2*((_x1*_x2) + (2.0*beta_min)))))
     return _v
 
 def lam(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """lam(t) = log(exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)/sqrt(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)))"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (0.5*beta_max)
-    _x1 = (0.5*beta_min)
-    _x2 = (t*t)
-    _x3 = (_u*_u)
-    _v = torch.where(t <= 0.5, (-0.5*torch.log(torch.expm1(((_x0*_x2) + _x0 + (-(_x1*_x2)) + _x1 + (-(t*beta_max)))))), (-0.5*torch.log(torch.expm1(((_u*beta_min) + (_x0*_x3) + (-(_x1*_x3)))))))
+    _x0 = (0.5*(_u*_u))
+    _v = (-0.5*torch.log(torch.expm1(((_u*beta_min) + (_x0*beta_max) - (_x0*beta_min)))))
     return _v
 
 def lam_dot(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """lam_dot(t) = (beta_min/2 - (beta_max - beta_min)*(2*t - 2)/4)*exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)*exp(beta_min*(1 - t)/2 + (1 - t)**2*(beta_max - beta_min)/4) + (beta_min - (beta_max - beta_min)*(2*t - 2)/2)*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)/(2*(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)))"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (-(t*beta_max))
-    _x1 = (0.5*beta_max)
-    _x2 = (0.5*beta_min)
-    _x3 = (t*t)
-    _x4 = ((_x1*_x3) + _x1 + _x2)
-    _x5 = (_u*_u)
-    _x6 = (-(_x2*_x5))
-    _x7 = (_u*beta_min)
-    _x8 = ((_x1*_x5) + _x7)
-    _v = torch.where(t <= 0.5, (0.5*((-_x0) + (-beta_max) + (-(t*beta_min)))/torch.expm1(((-_x0) + (0.5*_x3*beta_min) + (-_x4)))), (0.5*((_u*beta_max) + (-_x7) + beta_min)*torch.exp(_x6)*torch.exp(_x8)/torch.expm1((_x6 + _x8))))
+    _x0 = (_u*(beta_max - beta_min))
+    _x1 = (_u*_u)
+    _x2 = ((0.5*_x1*beta_min) - (_u*beta_min) - (0.5*_x1*beta_max))
+    _v = ((0.5*_x0) + (0.5*beta_min) - (0.5*(_x0 + beta_min)*torch.exp(_x2)/torch.expm1(_x2)))
+    _v = torch.where(t == 1.0, math.inf, _v)
     return _v
 
 def eps_star(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """eps_star(t) = (1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2))*(beta_min/2 - (beta_max - beta_min)*(2*t - 2)/4)*exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)*exp(beta_min*(1 - t)/2 + (1 - t)**2*(beta_max - beta_min)/4) + (beta_min - (beta_max - beta_min)*(2*t - 2)/2)*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)/2"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (0.5*beta_max)
-    _x1 = (0.5*beta_min)
-    _v = torch.where(t <= 0.5, ((-(_x0*t)) + _x0 + (_x1*t)), ((_x0*_u) + (-(_x1*_u)) + _x1))
+    _x0 = (0.5*beta_min)
+    _v = ((0.5*_u*beta_max) - (_x0*_u) + _x0)
     return _v
 
 def eps_star_over_alpha(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """eps_star_over_alpha(t) = sqrt(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2))*(beta_min/2 - (beta_max - beta_min)*(2*t - 2)/4)*exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)*exp(beta_min*(1 - t)/2 + (1 - t)**2*(beta_max - beta_min)/4) + (beta_min - (beta_max - beta_min)*(2*t - 2)/2)*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)/(2*sqrt(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)))"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = ((2.0*t) - 2.0)
-    _x1 = (beta_max + (-beta_min))
-    _x2 = (0.5*_x1)
-    _x3 = (1.0 + (-t))
-    _x4 = (_x3*_x3)
-    _x5 = (0.5*beta_max)
-    _x6 = (0.5*beta_min)
-    _x7 = (t*t)
-    _x8 = torch.sqrt((-torch.expm1(((-(_x5*_x7)) + (-_x5) + (-_x6) + (0.5*_x7*beta_min) + (t*beta_max)))))
-    _x9 = (0.25*_x1)
-    _x10 = ((_x3*_x6) + (_x4*_x9))
-    _x11 = (_u*_u)
-    _x12 = (0.25*_x11)
-    _x13 = (_u*beta_min)
-    _v = torch.where(t <= 0.5, ((_x8*((-(_x0*_x9)) + _x6)) + (0.5*((-(_x0*_x2)) + beta_min)*torch.exp(((-(_x2*_x4)) + (-(_x3*beta_min))))/_x8)), (0.5*((_u*beta_max) + (-_x13) + beta_min)*torch.exp((-(_x12*beta_min)))*torch.exp(((_x6*_u) + (_x12*beta_max)))/torch.sqrt(torch.expm1(((_x11*_x5) + (-(_x11*_x6)) + _x13)))))
+    _x0 = (_u*_u)
+    _x1 = (0.25*_x0)
+    _x2 = (_u*beta_min)
+    _x3 = (0.5*_x0)
+    _v = (0.5*((_u*beta_max) - _x2 + beta_min)*torch.exp((-(_x1*beta_min)))*torch.exp(((_x1*beta_max) + (0.5*_x2)))/torch.sqrt(torch.expm1((_x2 + (_x3*beta_max) - (_x3*beta_min)))))
     return _v
 
 def alpha_dot_over_alpha(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """alpha_dot_over_alpha(t) = -(beta_min - (beta_max - beta_min)*(2*t - 2)/2)*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)/(2*(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)))"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (-(t*beta_max))
-    _x1 = (0.5*beta_max)
-    _x2 = (0.5*beta_min)
-    _x3 = (t*t)
-    _x4 = (_u*beta_min)
-    _x5 = (_u*_u)
-    _v = torch.where(t <= 0.5, (-0.5*(_x0 + beta_max + (t*beta_min))/torch.expm1((_x0 + (_x1*_x3) + _x1 + (-(_x2*_x3)) + _x2))), (-0.5*((_u*beta_max) + (-_x4) + beta_min)/torch.expm1(((_x1*_x5) + (-(_x2*_x5)) + _x4))))
+    _x0 = (_u*beta_min)
+    _x1 = (0.5*(_u*_u))
+    _v = (-0.5*((_u*beta_max) - _x0 + beta_min)/torch.expm1((_x0 + (_x1*beta_max) - (_x1*beta_min))))
     return _v
 
 def beta_dot_over_beta(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """beta_dot_over_beta(t) = (beta_min/2 - (beta_max - beta_min)*(2*t - 2)/4)*exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)*exp(beta_min*(1 - t)/2 + (1 - t)**2*(beta_max - beta_min)/4)"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
-    _x0 = (0.5*beta_min)
-    _x1 = ((0.25*beta_max) + (-0.25*beta_min))
-    _x2 = (1.0 + (-t))
-    _x3 = ((_x0*_x2) + (_x1*(_x2*_x2)))
-    _v = (_x0 + (-(_x1*((2.0*t) - 2.0))))
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
+    _v = ((0.5*_u*(beta_max - beta_min)) + (0.5*beta_min))
     return _v
 
 def x_coeff_optimal(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """x_coeff_optimal(t) = -(beta_min/2 - (beta_max - beta_min)*(2*t - 2)/4)*exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)*exp(beta_min*(1 - t)/2 + (1 - t)**2*(beta_max - beta_min)/4) - (beta_min - (beta_max - beta_min)*(2*t - 2)/2)*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)/(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2))"""
-    beta_min = torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
-    beta_max = torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (0.5*beta_min)
-    _x1 = ((2.0*t) - 2.0)
-    _x2 = (beta_max + (-beta_min))
-    _x3 = (0.25*_x2)
-    _x4 = (1.0 + (-t))
-    _x5 = (_x4*_x4)
-    _x6 = ((_x0*_x4) + (_x3*_x5))
-    _x7 = (0.5*_x2)
-    _x8 = (0.5*beta_max)
-    _x9 = (t*t)
-    _x10 = (_u*_u)
-    _x11 = (_x0*_x10)
-    _x12 = (-_x11)
-    _x13 = (_u*beta_min)
-    _x14 = ((_x10*_x8) + _x13)
-    _v = torch.where(t <= 0.5, ((-_x0) + (_x1*_x3) + (((-(_x1*_x7)) + beta_min)*torch.exp(((-(_x4*beta_min)) + (-(_x5*_x7))))/torch.expm1(((-_x0) + (-(_x8*_x9)) + (-_x8) + (0.5*_x9*beta_min) + (t*beta_max))))), (-0.5*(torch.exp(_x11) + torch.exp(_x14))*((_u*beta_max) + (-_x13) + beta_min)*torch.exp(_x12)/torch.expm1((_x12 + _x14))))
+    _x0 = (_u*(beta_max - beta_min))
+    _x1 = (_u*_u)
+    _x2 = ((0.5*_x1*beta_min) - (_u*beta_min) - (0.5*_x1*beta_max))
+    _v = (((_x0 + beta_min)*torch.exp(_x2)/torch.expm1(_x2)) - (0.5*_x0) - (0.5*beta_min))
+    _v = torch.where(t == 1.0, -math.inf, _v)
     return _v
 
 PARAMS = {'beta_min': 0.1, 'beta_max': 20.0}

@@ -24,7 +24,7 @@ FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_st
 
 def alpha(t: torch.Tensor) -> torch.Tensor:
     """alpha(t) = 1 - t"""
-    _v = (1.0 + (-t))
+    _v = (1.0 - t)
     return _v
 
 def beta(t: torch.Tensor) -> torch.Tensor:
@@ -44,18 +44,17 @@ def beta_dot(t: torch.Tensor) -> torch.Tensor:
 
 def lam(t: torch.Tensor) -> torch.Tensor:
     """lam(t) = log(t/(1 - t))"""
-    _v = (torch.log(t) + (-torch.log1p((-t))))
+    _v = (torch.log(t) - torch.log1p((-t)))
     return _v
 
 def lam_dot(t: torch.Tensor) -> torch.Tensor:
     """lam_dot(t) = 1/(1 - t) + 1/t"""
-    _v = (-(1.0/(t*(t - 1.0))))
-    _v = torch.where(t == 1.0, math.inf, _v)
+    _v = (1.0/(t*(1.0 - t)))
     return _v
 
 def eps_star(t: torch.Tensor) -> torch.Tensor:
     """eps_star(t) = -t + 1 + (1 - t)**2/t"""
-    _v = ((1.0 + (-t))/t)
+    _v = ((1.0 - t)/t)
     return _v
 
 def eps_star_over_alpha(t: torch.Tensor) -> torch.Tensor:

@@ -24,67 +24,67 @@ FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_st
 
 def alpha(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """alpha(t) = sigma*sqrt(t)*sqrt(1 - t)"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
-    _v = (sigma*torch.sqrt(t)*torch.sqrt((1.0 + (-t))))
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    _v = (sigma*torch.sqrt(t)*torch.sqrt((1.0 - t)))
     return _v
 
 def beta(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """beta(t) = t"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _v = t
     return _v
 
 def alpha_dot(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """alpha_dot(t) = -sigma*sqrt(t)/(2*sqrt(1 - t)) + sigma*sqrt(1 - t)/(2*sqrt(t))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
-    _v = (0.5*sigma*(1.0 + (-2.0*t))/(torch.sqrt(t)*torch.sqrt((1.0 + (-t)))))
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    _v = (0.5*sigma*(1.0 - (2.0*t))/(torch.sqrt(t)*torch.sqrt((1.0 - t))))
     return _v
 
 def beta_dot(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """beta_dot(t) = 1"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _v = torch.zeros_like(t) + 1.0
     return _v
 
 def lam(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """lam(t) = log(sqrt(t)/(sigma*sqrt(1 - t)))"""
     sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
-    _v = ((-torch.log(sigma)) + (0.5*torch.log(t)) + (-0.5*torch.log1p((-t))))
+    _v = ((0.5*torch.log(t)) - torch.log(sigma) - (0.5*torch.log1p((-t))))
     return _v
 
 def lam_dot(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """lam_dot(t) = 1/t - (-sigma*sqrt(t)/(2*sqrt(1 - t)) + sigma*sqrt(1 - t)/(2*sqrt(t)))/(sigma*sqrt(t)*sqrt(1 - t))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
-    _v = (0.5/(t*(1.0 + (-t))))
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    _v = (0.5/(t*(1.0 - t)))
     return _v
 
 def eps_star(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """eps_star(t) = sigma**2*(1 - t) - sigma*sqrt(t)*sqrt(1 - t)*(-sigma*sqrt(t)/(2*sqrt(1 - t)) + sigma*sqrt(1 - t)/(2*sqrt(t)))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _v = torch.zeros_like(t) + (0.5*(sigma*sigma))
     return _v
 
 def eps_star_over_alpha(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """eps_star_over_alpha(t) = sigma*sqrt(t)/(2*sqrt(1 - t)) + sigma*sqrt(1 - t)/(2*sqrt(t))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
-    _v = (0.5*sigma/(torch.sqrt(t)*torch.sqrt((1.0 + (-t)))))
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    _v = (0.5*sigma/(torch.sqrt(t)*torch.sqrt((1.0 - t))))
     return _v
 
 def alpha_dot_over_alpha(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """alpha_dot_over_alpha(t) = (-sigma*sqrt(t)/(2*sqrt(1 - t)) + sigma*sqrt(1 - t)/(2*sqrt(t)))/(sigma*sqrt(t)*sqrt(1 - t))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
-    _v = ((0.5 + (-t))/(t*(1.0 + (-t))))
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    _v = ((0.5 - t)/(t*(1.0 - t)))
     return _v
 
 def beta_dot_over_beta(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """beta_dot_over_beta(t) = 1/t"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _v = (1.0/t)
     return _v
 
 def x_coeff_optimal(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """x_coeff_optimal(t) = -1/t + (-sigma*sqrt(t)/sqrt(1 - t) + sigma*sqrt(1 - t)/sqrt(t))/(sigma*sqrt(t)*sqrt(1 - t))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _v = (1.0/(t - 1.0))
     _v = torch.where(t == 1.0, -math.inf, _v)
     return _v

@@ -25,7 +25,7 @@ FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_st
 
 def alpha(t: torch.Tensor) -> torch.Tensor:
     """alpha(t) = (1 - t)**2"""
-    _v = ((1.0 + (-t))*(1.0 + (-t)))
+    _v = ((1.0 - t)*(1.0 - t))
     return _v
 
 def beta(t: torch.Tensor) -> torch.Tensor:
@@ -45,13 +45,12 @@ def beta_dot(t: torch.Tensor) -> torch.Tensor:
 
 def lam(t: torch.Tensor) -> torch.Tensor:
     """lam(t) = log(t**2/(1 - t)**2)"""
-    _v = ((2.0*torch.log(t)) + (-2.0*torch.log1p((-t))))
+    _v = ((2.0*torch.log(t)) - (2.0*torch.log1p((-t))))
     return _v
 
 def lam_dot(t: torch.Tensor) -> torch.Tensor:
     """lam_dot(t) = -(2*t - 2)/(1 - t)**2 + 2/t"""
-    _v = (-2.0/(t*(t - 1.0)))
-    _v = torch.where(t == 1.0, math.inf, _v)
+    _v = (2.0/(t*(1.0 - t)))
     return _v
 
 def eps_star(t: torch.Tensor) -> torch.Tensor:
@@ -61,7 +60,7 @@ def eps_star(t: torch.Tensor) -> torch.Tensor:
 
 def eps_star_over_alpha(t: torch.Tensor) -> torch.Tensor:
     """eps_star_over_alpha(t) = -2*t + 2 + 2*(1 - t)**2/t"""
-    _v = ((-2.0*t) + 2.0 + (2.0*((1.0 + (-t))*(1.0 + (-t)))/t))
+    _v = (2.0*(1.0 - t)/t)
     return _v
 
 def alpha_dot_over_alpha(t: torch.Tensor) -> torch.Tensor:

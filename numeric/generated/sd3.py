@@ -24,81 +24,73 @@ FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_st
 
 def alpha(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """alpha(t) = shift*(1 - t)/((1 - t)*(shift - 1) + 1)"""
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = (shift*(t - 1.0)/((t*shift) + (-shift) + (-t)))
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _v = (shift*(t - 1.0)/((t*shift) - shift - t))
     return _v
 
 def beta(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """beta(t) = -shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1"""
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = (t/((-(t*shift)) + shift + t))
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _v = (t/(shift - (t*shift) + t))
     return _v
 
 def alpha_dot(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """alpha_dot(t) = shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - shift/((1 - t)*(shift - 1) + 1)"""
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = (-(shift/(((-(t*shift)) + shift + t)*((-(t*shift)) + shift + t))))
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _v = (-(shift/((shift - (t*shift) + t)*(shift - (t*shift) + t))))
     return _v
 
 def beta_dot(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """beta_dot(t) = -shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1)"""
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = (shift/(((t*shift) + (-shift) + (-t))*((t*shift) + (-shift) + (-t))))
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _v = (shift/(((t*shift) - shift - t)*((t*shift) - shift - t)))
     return _v
 
 def lam(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """lam(t) = log(((1 - t)*(shift - 1) + 1)*(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)/(shift*(1 - t)))"""
     shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = ((-torch.log(shift)) + torch.log((-(t/(t - 1.0)))))
-    _v = torch.where(t == 1.0, math.inf, _v)
+    _v = (torch.log((t/(1.0 - t))) - torch.log(shift))
     return _v
 
 def lam_dot(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """lam_dot(t) = (-shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1))/(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1) - ((1 - t)*(shift - 1) + 1)*(shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - shift/((1 - t)*(shift - 1) + 1))/(shift*(1 - t))"""
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = (-(1.0/(t*(t - 1.0))))
-    _v = torch.where(t == 1.0, math.inf, _v)
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _v = (1.0/(t*(1.0 - t)))
     return _v
 
 def eps_star(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """eps_star(t) = shift**2*(1 - t)**2*(-shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1))/(((1 - t)*(shift - 1) + 1)**2*(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)) - shift*(1 - t)*(shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - shift/((1 - t)*(shift - 1) + 1))/((1 - t)*(shift - 1) + 1)"""
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = ((shift*shift)*(1.0 + (-t))/(t*(((-(t*shift)) + shift + t)*((-(t*shift)) + shift + t))))
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _v = ((shift*shift)*(1.0 - t)/(t*((shift - (t*shift) + t)*(shift - (t*shift) + t))))
     return _v
 
 def eps_star_over_alpha(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """eps_star_over_alpha(t) = -shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift*(1 - t)*(-shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1))/(((1 - t)*(shift - 1) + 1)*(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)) + shift/((1 - t)*(shift - 1) + 1)"""
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = (shift/(t*((-(t*shift)) + shift + t)))
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _v = (shift/(t*(shift - (t*shift) + t)))
     return _v
 
 def alpha_dot_over_alpha(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """alpha_dot_over_alpha(t) = ((1 - t)*(shift - 1) + 1)*(shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - shift/((1 - t)*(shift - 1) + 1))/(shift*(1 - t))"""
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _x0 = (1.0 + (-t))
-    _x1 = (_x0*(shift - 1.0))
-    _x2 = (_x1 + 1.0)
-    _v = (_x2*((_x1*shift/(_x2*_x2)) + (-(shift/_x2)))/(_x0*shift))
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
+    _v = (-(1.0/(_u*((_u*shift) - _u + 1.0))))
     return _v
 
 def beta_dot_over_beta(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """beta_dot_over_beta(t) = (-shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1))/(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)"""
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = (shift/(t*((-(t*shift)) + shift + t)))
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _v = (shift/(t*(shift - (t*shift) + t)))
     return _v
 
 def x_coeff_optimal(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """x_coeff_optimal(t) = -(-shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1))/(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1) + ((1 - t)*(shift - 1) + 1)*(2*shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - 2*shift/((1 - t)*(shift - 1) + 1))/(shift*(1 - t))"""
-    shift = torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (2.0*t)
     _x1 = (t*t)
-    _x2 = (1.0 + (-t))
-    _x3 = (_x2*(shift - 1.0))
-    _x4 = (_x3 + 1.0)
-    _x5 = (1.0/_x4)
-    _x6 = (_x5*shift)
-    _x7 = (_x3*shift/(_x4*_x4))
-    _v = torch.where(t <= 0.5, (((-_x0) + (t*shift) + (-shift))/(t*((-(_x0*shift)) + (_x1*shift) + (-_x1) + shift + t))), ((-(((_x5*shift) + (-_x7))/((-(_x2*_x6)) + 1.0))) + (_x4*((-2.0*_x6) + (2.0*_x7))/(_x2*shift))))
+    _x2 = (_u*shift)
+    _v = torch.where(t <= 0.5, (((t*shift) - _x0 - shift)/(t*((_x1*shift) - (_x0*shift) - _x1 + shift + t))), ((_x2 - (2.0*_u) + 2.0)/(_u*(_u - 1.0)*(_x2 - _u + 1.0))))
     return _v
 
 PARAMS = {'shift': 3.0}

@@ -24,32 +24,30 @@ FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_st
 
 def alpha(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """alpha(t) = cos(pi*t/2)"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = 1.5707963267948966
-    _v = torch.where(t <= 0.5, torch.cos((_x0*t)), torch.sin((_x0*_u)))
+    _v = torch.sin((1.5707963267948966*_u))
     return _v
 
 def beta(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """beta(t) = sin(pi*t/2)/sigma"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
-    _v = (torch.sin((0.5*3.141592653589793*t))/sigma)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    _v = (torch.sin((1.5707963267948966*t))/sigma)
     return _v
 
 def alpha_dot(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """alpha_dot(t) = -pi*sin(pi*t/2)/2"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _x0 = 1.5707963267948966
     _v = (-(_x0*torch.sin((_x0*t))))
     return _v
 
 def beta_dot(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """beta_dot(t) = pi*cos(pi*t/2)/(2*sigma)"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = 1.5707963267948966
-    _x1 = (_x0/sigma)
-    _v = torch.where(t <= 0.5, (_x1*torch.cos((_x0*t))), (_x1*torch.sin((_x0*_u))))
+    _v = (_x0*torch.sin((_x0*_u))/sigma)
     return _v
 
 def lam(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
@@ -58,19 +56,19 @@ def lam(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = torch.log(sigma)
     _x1 = 1.5707963267948966
-    _v = torch.where(t <= 0.5, ((-_x0) + torch.log(torch.tan((_x1*t)))), ((-_x0) + torch.log((1.0/torch.tan((_x1*_u))))))
+    _v = torch.where(t <= 0.5, (torch.log(torch.tan((_x1*t))) - _x0), (torch.log((1.0/torch.tan((_x1*_u)))) - _x0))
     return _v
 
 def lam_dot(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """lam_dot(t) = pi*sin(pi*t/2)/(2*cos(pi*t/2)) + pi*cos(pi*t/2)/(2*sin(pi*t/2))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _v = torch.where(t <= 0.5, (3.141592653589793/torch.sin((3.141592653589793*t))), (3.141592653589793/torch.sin((3.141592653589793*_u))))
     return _v
 
 def eps_star(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """eps_star(t) = pi*sin(pi*t/2)*cos(pi*t/2)/2 + pi*cos(pi*t/2)**3/(2*sin(pi*t/2))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = 1.5707963267948966
     _v = torch.where(t <= 0.5, (_x0/torch.tan((_x0*t))), (_x0/(1.0/torch.tan((_x0*_u)))))
@@ -78,14 +76,14 @@ def eps_star(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
 
 def eps_star_over_alpha(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """eps_star_over_alpha(t) = pi*sin(pi*t/2)/2 + pi*cos(pi*t/2)**2/(2*sin(pi*t/2))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _x0 = 1.5707963267948966
     _v = (_x0/torch.sin((_x0*t)))
     return _v
 
 def alpha_dot_over_alpha(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """alpha_dot_over_alpha(t) = -pi*sin(pi*t/2)/(2*cos(pi*t/2))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = 1.5707963267948966
     _v = torch.where(t <= 0.5, (-(_x0*torch.tan((_x0*t)))), (-(_x0*(1.0/torch.tan((_x0*_u))))))
@@ -93,7 +91,7 @@ def alpha_dot_over_alpha(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor
 
 def beta_dot_over_beta(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """beta_dot_over_beta(t) = pi*cos(pi*t/2)/(2*sin(pi*t/2))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = 1.5707963267948966
     _v = torch.where(t <= 0.5, (_x0/torch.tan((_x0*t))), (_x0/(1.0/torch.tan((_x0*_u)))))
@@ -101,17 +99,14 @@ def beta_dot_over_beta(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
 
 def x_coeff_optimal(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """x_coeff_optimal(t) = -pi*sin(pi*t/2)/cos(pi*t/2) - pi*cos(pi*t/2)/(2*sin(pi*t/2))"""
-    sigma = torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = 1.5707963267948966
     _x1 = (_x0*t)
     _x2 = torch.sin(_x1)
     _x3 = torch.cos(_x1)
     _x4 = (3.141592653589793*_u)
-    _x5 = torch.sin(_x4)
-    _x6 = torch.tan(_x4)
-    _v = torch.where(t <= 0.5, ((-(_x0*_x3/_x2)) + (-(3.141592653589793*_x2/_x3))), (-(_x0*(_x5 + (3.0*_x6))/(_x5*_x6))))
-    _v = torch.where(t == 1.0, -math.inf, _v)
+    _v = torch.where(t <= 0.5, (-((_x0*_x3/_x2) + (3.141592653589793*_x2/_x3))), (0.7853981633974483*(-((2.0/torch.tan(_x4)) + (6.0/torch.sin(_x4))))))
     return _v
 
 PARAMS = {'sigma': 1.0}
