@@ -258,7 +258,10 @@ def _render_one(name: str, expr: sp.Expr, params: list[tuple[sp.Symbol, str, flo
     all_params = [(D, "d", 1.0)] + params
     src = render_function(fn, t, all_params, doc=f"{name}(t, d) = {sp.sstr(expr)}  (one eigen-direction of variance d)")
     src = src.replace("d: float = 1.0", "d: torch.Tensor")
-    printer = TorchPrinter({t: "t", D: "d", **{sym: pname for sym, pname, _ in params}})
+    # parameters may arrive as Python floats: make them tensors inside guard expressions
+    printer = TorchPrinter(
+        {t: "t", D: "d", **{sym: f"torch.as_tensor({pname}, dtype=t.dtype, device=t.device)" for sym, pname, _ in params}}
+    )
     lines = []
     for end, value in guards:
         code = "math.inf" if value == sp.oo else "-math.inf" if value == -sp.oo else printer(value)

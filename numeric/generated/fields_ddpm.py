@@ -28,7 +28,7 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_max:
     _x4 = (_u*_u)
     _x5 = (0.25*_x4)
     _v = torch.where(t <= 0.5, (d*torch.exp((0.25*_x0*((_x0*(beta_max - beta_min)) + (2.0*beta_min))))/(d + torch.expm1(((_x1*_x3) + _x1 - (_x2*_x3) + _x2 - (t*beta_max))))), (d*torch.exp(((_x2*_u) + (_x5*beta_max) - (_x5*beta_min)))/(d + torch.expm1(((_u*beta_min) + (_x1*_x4) - (_x2*_x4))))))
-    _v = torch.where(t == 0.0, (d*torch.exp(((0.25*beta_max) + (0.25*beta_min)))/(torch.expm1(((0.5*beta_max) + (0.5*beta_min))) + d)), _v)
+    _v = torch.where(t == 0.0, (d*torch.exp(((0.25*torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)) + (0.25*torch.as_tensor(beta_min, dtype=t.dtype, device=t.device))))/(torch.expm1(((0.5*torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)) + (0.5*torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)))) + d)), _v)
     _v = torch.where(t == 1.0, 1.0, _v)
     return _v
 
@@ -46,7 +46,7 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_max:
     _x5 = ((0.5*_x4*beta_min) - (_u*beta_min) - (_x0*_x4))
     _x6 = (-torch.expm1(_x5))
     _v = torch.where(t <= 0.5, (torch.sqrt(_x2)/(_x2 + (d*torch.exp((-((0.5*(_x3*_x3)*(beta_max - beta_min)) + (_x3*beta_min))))))), (torch.sqrt(_x6)/(_x6 + (d*torch.exp(_x5)))))
-    _v = torch.where(t == 0.0, (torch.sqrt(torch.expm1(((0.5*beta_max) + (0.5*beta_min))))*torch.exp(((0.25*beta_max) + (0.25*beta_min)))/(torch.expm1(((0.5*beta_max) + (0.5*beta_min))) + d)), _v)
+    _v = torch.where(t == 0.0, (torch.sqrt(torch.expm1(((0.5*torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)) + (0.5*torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)))))*torch.exp(((0.25*torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)) + (0.25*torch.as_tensor(beta_min, dtype=t.dtype, device=t.device))))/(torch.expm1(((0.5*torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)) + (0.5*torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)))) + d)), _v)
     _v = torch.where(t == 1.0, 0.0, _v)
     return _v
 
@@ -63,7 +63,7 @@ def inv_var(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_max
     _x4 = (_u*_u)
     _x5 = ((_u*beta_min) + (_x0*_x4) - (_x1*_x4))
     _v = torch.where(t <= 0.5, (1.0/((d*torch.exp((-((0.5*(_x3*_x3)*(beta_max - beta_min)) + (_x3*beta_min))))) - torch.expm1(((0.5*_x2*beta_min) - (_x0*_x2) - _x0 - _x1 + (t*beta_max))))), (torch.exp(_x5)/(d + torch.expm1(_x5))))
-    _v = torch.where(t == 0.0, (torch.exp(((0.5*beta_max) + (0.5*beta_min)))/(torch.expm1(((0.5*beta_max) + (0.5*beta_min))) + d)), _v)
+    _v = torch.where(t == 0.0, (torch.exp(((0.5*torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)) + (0.5*torch.as_tensor(beta_min, dtype=t.dtype, device=t.device))))/(torch.expm1(((0.5*torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)) + (0.5*torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)))) + d)), _v)
     _v = torch.where(t == 1.0, (1.0/d), _v)
     return _v
 
@@ -80,7 +80,7 @@ def var_ratio(t: torch.Tensor, *, d: torch.Tensor, beta_min: float = 0.1, beta_m
     _x4 = (_u*_u)
     _x5 = ((_u*beta_min) + (_x0*_x4) - (_x1*_x4))
     _v = torch.where(t <= 0.5, ((d*torch.exp((-((0.5*(_x3*_x3)*(beta_max - beta_min)) + (_x3*beta_min))))) - torch.expm1(((0.5*_x2*beta_min) - (_x0*_x2) - _x0 - _x1 + (t*beta_max)))), ((d + torch.expm1(_x5))*torch.exp((-_x5))))
-    _v = torch.where(t == 0.0, ((torch.expm1(((0.5*beta_max) + (0.5*beta_min))) + d)*torch.exp((-((0.5*beta_max) + (0.5*beta_min))))), _v)
+    _v = torch.where(t == 0.0, ((torch.expm1(((0.5*torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)) + (0.5*torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)))) + d)*torch.exp((-((0.5*torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)) + (0.5*torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)))))), _v)
     _v = torch.where(t == 1.0, d, _v)
     return _v
 

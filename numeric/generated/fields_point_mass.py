@@ -22,7 +22,7 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
     d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
     sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _v = (d/((t*d) - ((sigma*sigma)*(t - 1.0))))
-    _v = torch.where(t == 0.0, (d/(sigma*sigma)), _v)
+    _v = torch.where(t == 0.0, (d/(torch.as_tensor(sigma, dtype=t.dtype, device=t.device)*torch.as_tensor(sigma, dtype=t.dtype, device=t.device))), _v)
     _v = torch.where(t == 1.0, 1.0, _v)
     return _v
 
@@ -64,8 +64,8 @@ def pm_drift_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch
     _x0 = (sigma*sigma)
     _x1 = (d - _x0)
     _v = torch.where(t <= 0.5, (_x1/(_x0 - (_x0*t) + (t*d))), (_x1/((_x0*_u) - (_u*d) + d)))
-    _v = torch.where(t == 0.0, ((d/(sigma*sigma)) - 1.0), _v)
-    _v = torch.where(t == 1.0, ((d - (sigma*sigma))/d), _v)
+    _v = torch.where(t == 0.0, ((d/(torch.as_tensor(sigma, dtype=t.dtype, device=t.device)*torch.as_tensor(sigma, dtype=t.dtype, device=t.device))) - 1.0), _v)
+    _v = torch.where(t == 1.0, ((d - (torch.as_tensor(sigma, dtype=t.dtype, device=t.device)*torch.as_tensor(sigma, dtype=t.dtype, device=t.device)))/d), _v)
     return _v
 
 def pm_drift_m(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -76,7 +76,7 @@ def pm_drift_m(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch
     _x0 = (sigma*sigma)
     _v = torch.where(t <= 0.5, (_x0/(_x0 - (_x0*t) + (t*d))), (_x0/((_x0*_u) - (_u*d) + d)))
     _v = torch.where(t == 0.0, 1.0, _v)
-    _v = torch.where(t == 1.0, ((sigma*sigma)/d), _v)
+    _v = torch.where(t == 1.0, ((torch.as_tensor(sigma, dtype=t.dtype, device=t.device)*torch.as_tensor(sigma, dtype=t.dtype, device=t.device))/d), _v)
     return _v
 
 PARAMS = {'sigma': 1.0}

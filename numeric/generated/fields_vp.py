@@ -23,7 +23,7 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
     _x1 = torch.sin(_x0)
     _v = (_x1*d*sigma/((d*(_x1*_x1)) + ((sigma*sigma)*(torch.cos(_x0)*torch.cos(_x0)))))
     _v = torch.where(t == 0.0, 0.0, _v)
-    _v = torch.where(t == 1.0, sigma, _v)
+    _v = torch.where(t == 1.0, torch.as_tensor(sigma, dtype=t.dtype, device=t.device), _v)
     return _v
 
 def gain_z(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -53,7 +53,7 @@ def inv_var(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Te
     _x3 = (_x0*_u)
     _v = torch.where(t <= 0.5, (1.0/((torch.cos(_x1)*torch.cos(_x1)) + (d*(torch.sin(_x1)*torch.sin(_x1))/_x2))), (_x2/((_x2*(torch.sin(_x3)*torch.sin(_x3))) + (d*(torch.cos(_x3)*torch.cos(_x3))))))
     _v = torch.where(t == 0.0, 1.0, _v)
-    _v = torch.where(t == 1.0, ((sigma*sigma)/d), _v)
+    _v = torch.where(t == 1.0, ((torch.as_tensor(sigma, dtype=t.dtype, device=t.device)*torch.as_tensor(sigma, dtype=t.dtype, device=t.device))/d), _v)
     return _v
 
 def var_ratio(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
