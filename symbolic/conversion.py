@@ -206,6 +206,15 @@ class Conversion:
                 f"({self.A.name}: ({la[0]}, {la[1]}), {self.B.name}: ({lb[0]}, {lb[1]})); "
                 "a conversion needs lambda_B(s) = lambda_A(tau(s)) to be solvable for every s"
             )
+        from .validity import check_positive_numeric
+
+        for sch in (self.a, self.b):
+            holds, detail = check_positive_numeric(sch.alpha * sch.beta_dot - sch.beta * sch.alpha_dot, t, 30, 40)
+            if not holds:
+                raise ConversionError(
+                    f"cannot convert {self.A.name!r} -> {self.B.name!r}: lambda of {sch.name!r} is not strictly "
+                    f"increasing on (0,1) ({detail}), so tau(s) is not unique"
+                )
         if la != (-sp.oo, sp.oo):
             raise ConversionError(
                 f"cannot convert {self.A.name!r} -> {self.B.name!r}: lambda range ({la[0]}, {la[1]}) is not "

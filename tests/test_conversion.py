@@ -154,6 +154,10 @@ def test_different_lambda_ranges_are_refused():
         Conversion(family("linear"), family("ddpm"))
     with pytest.raises(ConversionError, match="lambda"):
         Conversion(family("ddpm"), family("vp"))
+    # lambda not monotone (beta dips near t = 1/2): refused, naming monotonicity
+    wobbly = Schedule.from_strings("1 - t", "t + sin(2*pi*t)/2")
+    with pytest.raises(ConversionError, match="strictly increasing"):
+        Conversion(family("linear"), wobbly)
 
 
 def test_eps_maps_round_trip_and_targets():
