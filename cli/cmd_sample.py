@@ -10,8 +10,8 @@ Examples::
 Writes ``samples.npz`` (array ``x``, shape (n, ...), float32, data space), ``samples.png`` (an
 image grid; a scatter plot of the first two coordinates for vector data) and ``run.json`` (the
 resolved options, package versions, model card sha256, seeds, NFE and time). Sample i depends
-only on (seed, i) and the options, never on ``--batch``. Library call:
-:func:`lazysi.numeric.lazy.generate`.
+only on (seed, i) and the options, never on ``--batch``. Library calls:
+:func:`lazysi.numeric.lazy.sample` (this loop), :func:`lazysi.numeric.lazy.generate` (explicit indices).
 """
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def _mu(value: str, name: str, provider, card) -> torch.Tensor:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lazysi.numeric.lazy import SAMPLERS, generate
+    from lazysi.numeric.lazy import SAMPLERS, sample
     from lazysi.numeric.record import package_versions, run_record
     from lazysi.numeric.zoo import load_model
 
@@ -142,19 +142,13 @@ def run(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    chunks = []
-    nfe = 0
     t0 = time.perf_counter()
     with tqdm(total=args.n, desc=f"{args.sampler} x{args.steps}", unit="sample", file=sys.stderr,
               disable=args.no_progress) as bar:
-        for start in range(0, args.n, args.batch):
-            idx = list(range(start, min(start + args.batch, args.n)))
-            x, nfe = generate(provider, args.sampler, args.steps, idx, args.seed, shape, sigma=sigma, mu=mu,
-                              grid=args.grid, shift=args.shift, dtype=dtype, device=args.device)
-            chunks.append(x.detach().to("cpu", torch.float32).numpy())
-            bar.update(len(idx))
+        x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, shape, batch=args.batch, sigma=sigma,
+                        mu=mu, grid=args.grid, shift=args.shift, dtype=dtype, device=args.device, progress=bar.update)
     seconds = time.perf_counter() - t0
-    samples = np.concatenate(chunks)
+    samples = x.numpy()
     np.savez(out / "samples.npz", x=samples)
     if len(shape) == 3 and shape[0] in (1, 3):
         write_png(out / "samples.png", image_grid(samples))

@@ -12,14 +12,15 @@ evaluate the model through the conversion C4, ``eta_B(s, x) = eta_A(tau(s), x / 
 * ``lazy-ode``: Euler on the probability-flow ODE of ``vp(sigma)``: ``alpha = cos(pi s/2)``,
   ``beta = sin(pi s/2)/sigma``; start at ``Z``, output ``sigma x_1 + mu``. Exact in one step on
   ``N(mu, sigma^2 I)`` data (C13: the velocity vanishes there).
-* ``lazy-heun``: Heun (order 2, two evaluations per step) on the same lazy ODE.
+* ``lazy-heun``: Heun (order 2) on the same lazy ODE; as in EDM (Karras et al. 2022, Alg. 1) the
+  step into the data end is an Euler step (no correction there), so NFE = 2 steps - 1.
 * ``lazy-ab2``: variable-step Adams-Bashforth 2 (order 2, one evaluation per step; Euler first step)
   on the same lazy ODE.
 * ``lazy-sde``: Euler-Maruyama on the eps*-SDE of ``point-mass(sigma)``: ``beta = s``,
   ``alpha = sigma sqrt(s (1 - s))``; start at 0, output ``x_1 + mu``. Exact on ``N(mu, sigma^2 I)``
   (C12-C14: the drift vanishes on centred data, the noise is ``sigma dW``).
 
-Baselines on the training schedule A: ``euler``, ``heun``, ``midpoint``, ``rk4`` (probability-flow
+Baselines on the training schedule A: ``euler``, ``heun`` (EDM's, as above), ``midpoint``, ``rk4`` (probability-flow
 ODE from ``Z``), ``em`` (Euler-Maruyama with ``eps = eps*``; eps* is infinite at a standard base,
 C3, so the first step, from t = 0, is a probability-flow Euler step) and ``reference``
 (RK4 with ``max(steps, REFERENCE_STEPS)`` uniform steps).
@@ -63,6 +64,7 @@ __all__ = [
     "lazy_provider",
     "make_grid",
     "generate",
+    "sample",
 ]
 
 REFERENCE_STEPS = 256
@@ -86,11 +88,11 @@ SAMPLERS: dict[str, SamplerSpec] = {
     s.name: s
     for s in (
         SamplerSpec("lazy-ode", "lazy-vp", "euler", 1, "Euler on the lazy VP ODE (centred, scale sigma)"),
-        SamplerSpec("lazy-heun", "lazy-vp", "heun", 2, "Heun on the lazy VP ODE (centred, scale sigma)"),
+        SamplerSpec("lazy-heun", "lazy-vp", "heun", 2, "Heun (EDM: Euler last step) on the lazy VP ODE (centred, scale sigma)"),
         SamplerSpec("lazy-ab2", "lazy-vp", "ab2", 1, "Adams-Bashforth 2 (variable step) on the lazy VP ODE"),
         SamplerSpec("lazy-sde", "lazy-pm", "em", 1, "Euler-Maruyama on the point-mass eps*-SDE"),
         SamplerSpec("euler", "train", "euler", 1, "Euler on the training schedule's ODE"),
-        SamplerSpec("heun", "train", "heun", 2, "Heun on the training schedule's ODE"),
+        SamplerSpec("heun", "train", "heun", 2, "Heun (EDM: Euler last step) on the training schedule's ODE"),
         SamplerSpec("midpoint", "train", "midpoint", 2, "midpoint on the training schedule's ODE"),
         SamplerSpec("rk4", "train", "rk4", 4, "RK4 on the training schedule's ODE"),
         SamplerSpec("em", "train", "em", 1, "Euler-Maruyama with eps* on the training schedule"),
@@ -228,6 +230,11 @@ def _solver(name: str) -> Solver:
 def _run(spec: SamplerSpec, provider: FieldProvider, grid: torch.Tensor, x0: torch.Tensor,
          path: BrownianPath | None) -> torch.Tensor:
     solver = _solver(spec.solver)
+    if spec.solver == "heun":
+        # EDM's Heun (Karras et al. 2022, Alg. 1): no correction on the step into the data end
+        ode = provider_ode(provider)
+        x = integrate(solver, ode, grid[:-1], x0) if grid.numel() > 2 else x0
+        return integrate("euler", ode, grid[-2:], x)
     if solver.kind == "ode":
         return integrate(solver, provider_ode(provider), grid, x0)
     assert path is not None
@@ -290,3 +297,36 @@ def generate(
     elif spec.frame == "lazy-pm":
         x1 = x1 + mu_t.to(dtype=dtype, device=device)
     return x1, counter.calls
+
+
+def sample(
+    provider: FieldProvider,
+    sampler: str,
+    steps: int,
+    n: int,
+    seed: int,
+    shape: Sequence[int],
+    *,
+    batch: int = 64,
+    sigma: float = 1.0,
+    mu: torch.Tensor | float = 0.0,
+    grid: str = "uniform",
+    shift: float = 3.0,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Samples ``0 .. n-1`` in batches of ``batch`` (float32, CPU, data space) and the NFE per sample;
+    ``progress(k)`` is called after each batch of k samples. Equal to :func:`generate` on
+    ``range(n)``, bit for bit, whatever ``batch`` is."""
+    if n < 1 or batch < 1:
+        raise ValueError(f"n and batch must be >= 1, got n={n}, batch={batch}")
+    chunks, nfe = [], 0
+    for start in range(0, n, batch):
+        idx = list(range(start, min(start + batch, n)))
+        x, nfe = generate(provider, sampler, steps, idx, seed, shape, sigma=sigma, mu=mu, grid=grid, shift=shift,
+                          dtype=dtype, device=device)
+        chunks.append(x.detach().to("cpu", torch.float32))
+        if progress is not None:
+            progress(len(idx))
+    return torch.cat(chunks), nfe
