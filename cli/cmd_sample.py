@@ -39,7 +39,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="mnist | mnist-gmm | gaussian | gaussian-full | PATH")
     p.add_argument("--sampler", required=True, choices=list(SAMPLERS), help="sampler name")
-    p.add_argument("--steps", type=int, required=True, help="number of steps (NFE = steps x evals per step)")
+    p.add_argument("--steps", type=int, required=True, help="number of steps (run.json records the resulting NFE)")
     p.add_argument("--n", type=int, default=64, help="number of samples")
     p.add_argument("--seed", type=int, default=0, help="base seed (sample i uses (seed, i))")
     p.add_argument("--batch", type=int, default=64, help="samples per model call")
