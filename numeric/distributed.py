@@ -646,7 +646,7 @@ def load_stats(out_dir: str | os.PathLike) -> FeatureStats:
 # CLI hook for `lazysi sample`
 # ----------------------------------------------------------------------------------------------
 #: options that do not change any sample (left out of the run fingerprint, so a resume may change them)
-NON_IDENTITY_OPTIONS = ("resume", "out", "batch", "func", "command", "progress", "quiet", "verbose")
+NON_IDENTITY_OPTIONS = ("resume", "out", "batch", "func", "command", "progress", "quiet", "verbose", "_run", "no_progress")
 
 
 def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
