@@ -154,6 +154,8 @@ class TorchPrinter:
                     return f"(1.0/{self.p(base)})"
                 if ex.is_Integer and 2 <= ex <= 4:
                     b = self.p(base)
+                    if not base.is_Symbol:  # never evaluate a subexpression twice
+                        return f"({b}**{int(ex)})"  # one torch.pow (or float power for scalars)
                     return "(" + "*".join([b] * int(ex)) + ")"
                 if ex.is_Integer and ex < 0:
                     return f"(1.0/{self.p(base ** (-ex))})"
@@ -283,6 +285,30 @@ def _stable_add(e: sp.Add) -> sp.Expr:
     if not changed:
         return e
     return sp.Add(*[item[3] for item in split], evaluate=False)
+
+
+def _horner(expr: sp.Expr, time_vars: set) -> sp.Expr:
+    """Sums that are polynomials in one time variable (t or u), with coefficients
+    free of time, in Horner form: ``u (u (a/2 - b/2) - a)`` instead of ``a u^2/2 - a u - b u^2/2``
+    (fewer tensor operations; coefficients are computed once on scalars)."""
+    if expr.is_Atom or not expr.args:
+        return expr
+    args = tuple(_horner(a, time_vars) for a in expr.args)
+    if args != expr.args:
+        expr = expr.func(*args)
+    if isinstance(expr, sp.Add):
+        present = expr.free_symbols & time_vars
+        if len(present) == 1:
+            (v,) = present
+            try:
+                poly = sp.Poly(expr, v)
+            except sp.PolynomialError:
+                return expr
+            if poly.degree() >= 1 and all(not c.has(*time_vars) for c in poly.coeffs()):
+                nested = sp.horner(expr, wrt=v)
+                if sp.count_ops(nested) < sp.count_ops(expr):
+                    return nested
+    return expr
 
 
 def stabilize(expr: sp.Expr) -> sp.Expr:
@@ -513,7 +539,8 @@ def _choose_forms(
 
 def _cost(form: sp.Expr) -> int:
     """Operations of the printed form (after stabilisation, common subexpressions counted once)."""
-    replacements, reduced = sp.cse([stabilize(form)], optimizations=None)
+    time_vars = {_U} | {s for s in form.free_symbols if s.name in ("t", "s")}
+    replacements, reduced = sp.cse([_horner(stabilize(form), time_vars)], optimizations=None)
     return sum(sp.count_ops(r) for _, r in replacements) + sp.count_ops(reduced[0])
 
 
@@ -567,11 +594,12 @@ def render_function(
     names = {var: vname, _U: "_u"}
     names.update({sym: pname for sym, pname, _ in params})
     if fn.reflected is None:
-        bodies = [stabilize(fn.body)]
+        bodies = [fn.body]
     elif fn.whole:
-        bodies = [stabilize(fn.reflected)]
+        bodies = [fn.reflected]
     else:
-        bodies = [stabilize(fn.body), stabilize(fn.reflected)]
+        bodies = [fn.body, fn.reflected]
+    bodies = [_horner(stabilize(b), {var, _U}) for b in bodies]
     replacements, reduced_all = sp.cse(bodies, symbols=sp.numbered_symbols("_x"), optimizations=None)
     reduced = reduced_all[0]
     printer = TorchPrinter(names)

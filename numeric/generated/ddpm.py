@@ -27,16 +27,14 @@ def alpha(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> 
     beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (_u*_u)
-    _v = torch.sqrt((-torch.expm1(((0.5*_x0*beta_min) - (_u*beta_min) - (0.5*_x0*beta_max)))))
+    _v = torch.sqrt((-torch.expm1((_u*((_u*((0.5*beta_min) - (0.5*beta_max))) - beta_min)))))
     return _v
 
 def beta(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """beta(t) = exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)"""
     beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
-    _x0 = (t - 1.0)
-    _v = torch.exp((0.25*_x0*((2.0*beta_min) - (_x0*(beta_max - beta_min)))))
+    _v = torch.exp((0.25*(t - 1.0)*(beta_max + beta_min + (t*(beta_min - beta_max)))))
     return _v
 
 def alpha_dot(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
@@ -44,20 +42,18 @@ def alpha_dot(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0)
     beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (_u*_u)
-    _x1 = ((0.5*_x0*beta_min) - (_u*beta_min) - (0.5*_x0*beta_max))
-    _v = (-0.5*((_u*(beta_max - beta_min)) + beta_min)*torch.exp(_x1)/torch.sqrt((-torch.expm1(_x1))))
-    _v = torch.where(t == 1.0, -math.inf, _v)
+    _x0 = (-0.5*beta_min)
+    _v = (-0.5*((_u*(beta_max - beta_min)) + beta_min)*torch.exp((_u*((_u*(-(_x0 + (0.25*beta_max)))) + _x0)))*torch.exp((-0.25*beta_min*(_u*_u)))/torch.sqrt(torch.expm1((_u*((_u*(_x0 + (0.5*beta_max))) + beta_min)))))
     return _v
 
 def beta_dot(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """beta_dot(t) = (beta_min/2 - (beta_max - beta_min)*(2*t - 2)/4)*exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)"""
     beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
-    _x0 = (t - 1.0)
-    _x1 = (beta_max - beta_min)
-    _x2 = (-_x0)
-    _v = (0.5*(beta_min - (_x0*_x1))*torch.exp((-0.25*_x2*((_x1*_x2) + (2.0*beta_min)))))
+    _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
+    _x0 = (beta_max - beta_min)
+    _x1 = (beta_max - (_x0*t))
+    _v = torch.where(t <= 0.5, (0.5*_x1*torch.exp((-0.25*(1.0 - t)*(_x1 + beta_min)))), (0.5*((_x0*_u) + beta_min)*torch.exp((_u*((_u*((0.25*beta_min) - (0.25*beta_max))) - (0.5*beta_min))))))
     return _v
 
 def lam(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
@@ -65,8 +61,7 @@ def lam(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> to
     beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (0.5*(_u*_u))
-    _v = (-0.5*torch.log(torch.expm1(((_u*beta_min) + (_x0*beta_max) - (_x0*beta_min)))))
+    _v = (-0.5*torch.log(torch.expm1((_u*((_u*((0.5*beta_max) - (0.5*beta_min))) + beta_min)))))
     return _v
 
 def lam_dot(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
@@ -74,11 +69,10 @@ def lam_dot(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -
     beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (_u*(beta_max - beta_min))
-    _x1 = (_u*_u)
-    _x2 = ((0.5*_x1*beta_min) - (_u*beta_min) - (0.5*_x1*beta_max))
-    _v = ((0.5*_x0) + (0.5*beta_min) - (0.5*(_x0 + beta_min)*torch.exp(_x2)/torch.expm1(_x2)))
-    _v = torch.where(t == 1.0, math.inf, _v)
+    _x0 = (-beta_min)
+    _x1 = (_u*(_x0 + beta_max))
+    _x2 = (_u*((_u*((0.5*beta_min) - (0.5*beta_max))) + _x0))
+    _v = ((0.5*_x1) + (0.5*beta_min) - (0.5*(_x1 + beta_min)*torch.exp(_x2)/torch.expm1(_x2)))
     return _v
 
 def eps_star(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
@@ -87,7 +81,7 @@ def eps_star(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) 
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (0.5*beta_min)
-    _v = ((0.5*_u*beta_max) - (_x0*_u) + _x0)
+    _v = ((_u*((0.5*beta_max) - _x0)) + _x0)
     return _v
 
 def eps_star_over_alpha(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
@@ -95,11 +89,11 @@ def eps_star_over_alpha(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: flo
     beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (_u*_u)
-    _x1 = (0.25*_x0)
-    _x2 = (_u*beta_min)
-    _x3 = (0.5*_x0)
-    _v = (0.5*((_u*beta_max) - _x2 + beta_min)*torch.exp((-(_x1*beta_min)))*torch.exp(((_x1*beta_max) + (0.5*_x2)))/torch.sqrt(torch.expm1((_x2 + (_x3*beta_max) - (_x3*beta_min)))))
+    _x0 = (-beta_min)
+    _x1 = (_u*(_x0 + beta_max))
+    _x2 = (_u*((_u*((0.5*beta_min) - (0.5*beta_max))) + _x0))
+    _x3 = torch.sqrt((-torch.expm1(_x2)))
+    _v = ((_x3*((0.5*_x1) + (0.5*beta_min))) + (0.5*(_x1 + beta_min)*torch.exp(_x2)/_x3))
     return _v
 
 def alpha_dot_over_alpha(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
@@ -107,9 +101,11 @@ def alpha_dot_over_alpha(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: fl
     beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (_u*beta_min)
-    _x1 = (0.5*(_u*_u))
-    _v = (-0.5*((_u*beta_max) - _x0 + beta_min)/torch.expm1((_x0 + (_x1*beta_max) - (_x1*beta_min))))
+    _x0 = (beta_max - beta_min)
+    _x1 = (0.5*beta_max)
+    _x2 = (0.5*beta_min)
+    _x3 = (_x1 - _x2)
+    _v = torch.where(t <= 0.5, (-0.5*(beta_max - (_x0*t))/torch.expm1((_x1 + _x2 + (t*((_x3*t) - beta_max))))), (-0.5*((_x0*_u) + beta_min)/torch.expm1((_u*((_x3*_u) + beta_min)))))
     return _v
 
 def beta_dot_over_beta(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
@@ -117,7 +113,8 @@ def beta_dot_over_beta(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: floa
     beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _v = ((0.5*_u*(beta_max - beta_min)) + (0.5*beta_min))
+    _x0 = (0.5*beta_min)
+    _v = ((_u*((0.5*beta_max) - _x0)) + _x0)
     return _v
 
 def x_coeff_optimal(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
@@ -125,11 +122,11 @@ def x_coeff_optimal(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float =
     beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
     beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (_u*(beta_max - beta_min))
-    _x1 = (_u*_u)
-    _x2 = ((0.5*_x1*beta_min) - (_u*beta_min) - (0.5*_x1*beta_max))
-    _v = (((_x0 + beta_min)*torch.exp(_x2)/torch.expm1(_x2)) - (0.5*_x0) - (0.5*beta_min))
-    _v = torch.where(t == 1.0, -math.inf, _v)
+    _x0 = (0.5*beta_min)
+    _x1 = (-beta_min)
+    _x2 = (_u*(_x1 + beta_max))
+    _x3 = (_u*((_u*(_x0 - (0.5*beta_max))) + _x1))
+    _v = (((_x2 + beta_min)*torch.exp(_x3)/torch.expm1(_x3)) - _x0 - (0.5*_x2))
     return _v
 
 PARAMS = {'beta_min': 0.1, 'beta_max': 20.0}

@@ -25,7 +25,7 @@ FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_st
 
 def alpha(t: torch.Tensor) -> torch.Tensor:
     """alpha(t) = (1 - t)**2"""
-    _v = ((1.0 - t)*(1.0 - t))
+    _v = ((1.0 - t)**2)
     return _v
 
 def beta(t: torch.Tensor) -> torch.Tensor:
@@ -55,7 +55,7 @@ def lam_dot(t: torch.Tensor) -> torch.Tensor:
 
 def eps_star(t: torch.Tensor) -> torch.Tensor:
     """eps_star(t) = -(1 - t)**2*(2*t - 2) + 2*(1 - t)**4/t"""
-    _v = (-2.0*((t - 1.0)*(t - 1.0)*(t - 1.0))/t)
+    _v = (-2.0*((t - 1.0)**3)/t)
     return _v
 
 def eps_star_over_alpha(t: torch.Tensor) -> torch.Tensor:

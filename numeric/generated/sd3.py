@@ -37,13 +37,13 @@ def beta(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
 def alpha_dot(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """alpha_dot(t) = shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - shift/((1 - t)*(shift - 1) + 1)"""
     shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = (-(shift/((shift - (t*shift) + t)*(shift - (t*shift) + t))))
+    _v = (-(shift/((shift - (t*shift) + t)**2)))
     return _v
 
 def beta_dot(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """beta_dot(t) = -shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1)"""
     shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = (shift/(((t*shift) - shift - t)*((t*shift) - shift - t)))
+    _v = (shift/(((t*shift) - shift - t)**2))
     return _v
 
 def lam(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
@@ -61,7 +61,7 @@ def lam_dot(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
 def eps_star(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """eps_star(t) = shift**2*(1 - t)**2*(-shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1))/(((1 - t)*(shift - 1) + 1)**2*(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)) - shift*(1 - t)*(shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - shift/((1 - t)*(shift - 1) + 1))/((1 - t)*(shift - 1) + 1)"""
     shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
-    _v = ((shift*shift)*(1.0 - t)/(t*((shift - (t*shift) + t)*(shift - (t*shift) + t))))
+    _v = ((shift*shift)*(1.0 - t)/(t*((shift - (t*shift) + t)**2)))
     return _v
 
 def eps_star_over_alpha(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
@@ -87,10 +87,8 @@ def x_coeff_optimal(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """x_coeff_optimal(t) = -(-shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1))/(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1) + ((1 - t)*(shift - 1) + 1)*(2*shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - 2*shift/((1 - t)*(shift - 1) + 1))/(shift*(1 - t))"""
     shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
-    _x0 = (2.0*t)
-    _x1 = (t*t)
-    _x2 = (_u*shift)
-    _v = torch.where(t <= 0.5, (((t*shift) - _x0 - shift)/(t*((_x1*shift) - (_x0*shift) - _x1 + shift + t))), ((_x2 - (2.0*_u) + 2.0)/(_u*(_u - 1.0)*(_x2 - _u + 1.0))))
+    _x0 = (shift - 2.0)
+    _v = torch.where(t <= 0.5, (((_x0*t) - shift)/(t*(shift + (t*((t*(shift - 1.0)) - (2.0*shift) + 1.0))))), (((_x0*_u) + 2.0)/(_u*(_u - 1.0)*((_u*shift) - _u + 1.0))))
     return _v
 
 PARAMS = {'shift': 3.0}
