@@ -77,7 +77,9 @@ def _time_limit(seconds: float):
         raise _Timeout()
 
     old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # Re-fire every 50 ms after the deadline: an exception raised while the interpreter runs a
+    # gc callback (or other "unraisable" context) is swallowed, and one alarm would be lost.
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
     try:
         yield
     finally:
