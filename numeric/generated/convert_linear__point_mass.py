@@ -51,7 +51,7 @@ def eps_scale(s: torch.Tensor) -> torch.Tensor:
     _x1 = (_u - 1.0)
     _x2 = torch.sqrt((-_x1))
     _x3 = (_x2*torch.sqrt(_u))
-    _v = torch.where(s <= 0.5, (((_x0 + s)*(_x0 + s))/((2.0*_x0) - (4.0*(s*s)) + (4.0*s))), (0.5*((2.0*_x2*torch.pow(_u, 1.5)) + _x1 - (2.0*_x3))/((2.0*(_u*_u)) - (2.0*_u) - _x3)))
+    _v = torch.where(s <= 0.5, (((_x0 + s)**2)/((2.0*_x0) - (4.0*(s*s)) + (4.0*s))), (0.5*((2.0*_x2*torch.pow(_u, 1.5)) + _x1 - (2.0*_x3))/((2.0*(_u*_u)) - (2.0*_u) - _x3)))
     _v = torch.where(s == 0.0, 0.0, _v)
     _v = torch.where(s == 1.0, math.inf, _v)
     return _v

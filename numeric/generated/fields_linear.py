@@ -18,7 +18,7 @@ FUNCTIONS = ['gain_x', 'gain_z', 'inv_var', 'var_ratio']
 def gain_x(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
     """gain_x(t, d) = d*t/(d*t**2 + (1 - t)**2)  (one eigen-direction of variance d)"""
     d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    _v = (t*d/((d*(t*t)) + ((1.0 - t)*(1.0 - t))))
+    _v = (t*d/((d*(t*t)) + ((1.0 - t)**2)))
     _v = torch.where(t == 0.0, 0.0, _v)
     _v = torch.where(t == 1.0, 1.0, _v)
     return _v
@@ -35,7 +35,7 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
 def inv_var(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
     """inv_var(t, d) = 1/(d*t**2 + (1 - t)**2)  (one eigen-direction of variance d)"""
     d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
-    _v = (1.0/((d*(t*t)) + ((1.0 - t)*(1.0 - t))))
+    _v = (1.0/((d*(t*t)) + ((1.0 - t)**2)))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, (1.0/d), _v)
     return _v
@@ -45,10 +45,8 @@ def var_ratio(t: torch.Tensor, *, d: torch.Tensor) -> torch.Tensor:
     d = d if isinstance(d, float) else torch.as_tensor(d, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (t*t)
-    _x1 = ((1.0 - t)*(1.0 - t))
-    _x2 = (2.0*_u)
-    _x3 = (_u*_u)
-    _v = torch.where(t <= 0.5, (((_x0*d) + _x1)/(_x0 + _x1)), (((_x3*d) - (_x2*d) + _x3 + d)/((2.0*_x3) - _x2 + 1.0)))
+    _x1 = ((1.0 - t)**2)
+    _v = torch.where(t <= 0.5, (((_x0*d) + _x1)/(_x0 + _x1)), (((_u*((_u*(d + 1.0)) - (2.0*d))) + d)/((_u*((2.0*_u) - 2.0)) + 1.0)))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, d, _v)
     return _v

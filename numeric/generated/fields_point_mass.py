@@ -63,7 +63,7 @@ def pm_drift_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (sigma*sigma)
     _x1 = (d - _x0)
-    _v = torch.where(t <= 0.5, (_x1/(_x0 - (_x0*t) + (t*d))), (_x1/((_x0*_u) - (_u*d) + d)))
+    _v = torch.where(t <= 0.5, (_x1/(_x0 + (_x1*t))), (-(_x1/((_x1*_u) - d))))
     _v = torch.where(t == 0.0, ((d/(torch.as_tensor(sigma, dtype=t.dtype, device=t.device)*torch.as_tensor(sigma, dtype=t.dtype, device=t.device))) - 1.0), _v)
     _v = torch.where(t == 1.0, ((d - (torch.as_tensor(sigma, dtype=t.dtype, device=t.device)*torch.as_tensor(sigma, dtype=t.dtype, device=t.device)))/d), _v)
     return _v
@@ -74,7 +74,8 @@ def pm_drift_m(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch
     sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (sigma*sigma)
-    _v = torch.where(t <= 0.5, (_x0/(_x0 - (_x0*t) + (t*d))), (_x0/((_x0*_u) - (_u*d) + d)))
+    _x1 = (d - _x0)
+    _v = torch.where(t <= 0.5, (_x0/(_x0 + (_x1*t))), (-(_x0/((_x1*_u) - d))))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, ((torch.as_tensor(sigma, dtype=t.dtype, device=t.device)*torch.as_tensor(sigma, dtype=t.dtype, device=t.device))/d), _v)
     return _v

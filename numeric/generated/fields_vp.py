@@ -21,7 +21,7 @@ def gain_x(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
     sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _x0 = (1.5707963267948966*t)
     _x1 = torch.sin(_x0)
-    _v = (_x1*d*sigma/((d*(_x1*_x1)) + ((sigma*sigma)*(torch.cos(_x0)*torch.cos(_x0)))))
+    _v = (_x1*d*sigma/((d*(_x1*_x1)) + ((sigma*sigma)*(torch.cos(_x0)**2))))
     _v = torch.where(t == 0.0, 0.0, _v)
     _v = torch.where(t == 1.0, torch.as_tensor(sigma, dtype=t.dtype, device=t.device), _v)
     return _v
@@ -37,7 +37,7 @@ def gain_z(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Ten
     _x3 = (d/(sigma*sigma))
     _x4 = (_x0*_u)
     _x5 = torch.sin(_x4)
-    _v = torch.where(t <= 0.5, (_x2/((_x2*_x2) + (_x3*(torch.sin(_x1)*torch.sin(_x1))))), (_x5/((_x3*(torch.cos(_x4)*torch.cos(_x4))) + (_x5*_x5))))
+    _v = torch.where(t <= 0.5, (_x2/((_x2*_x2) + (_x3*(torch.sin(_x1)**2)))), (_x5/((_x3*(torch.cos(_x4)**2)) + (_x5*_x5))))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, 0.0, _v)
     return _v
@@ -51,7 +51,7 @@ def inv_var(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.Te
     _x1 = (_x0*t)
     _x2 = (sigma*sigma)
     _x3 = (_x0*_u)
-    _v = torch.where(t <= 0.5, (1.0/((torch.cos(_x1)*torch.cos(_x1)) + (d*(torch.sin(_x1)*torch.sin(_x1))/_x2))), (_x2/((_x2*(torch.sin(_x3)*torch.sin(_x3))) + (d*(torch.cos(_x3)*torch.cos(_x3))))))
+    _v = torch.where(t <= 0.5, (1.0/((torch.cos(_x1)**2) + (d*(torch.sin(_x1)**2)/_x2))), (_x2/((_x2*(torch.sin(_x3)**2)) + (d*(torch.cos(_x3)**2)))))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, ((torch.as_tensor(sigma, dtype=t.dtype, device=t.device)*torch.as_tensor(sigma, dtype=t.dtype, device=t.device))/d), _v)
     return _v
@@ -63,12 +63,12 @@ def var_ratio(t: torch.Tensor, *, d: torch.Tensor, sigma: float = 1.0) -> torch.
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = 1.5707963267948966
     _x1 = (_x0*t)
-    _x2 = (torch.cos(_x1)*torch.cos(_x1))
+    _x2 = (torch.cos(_x1)**2)
     _x3 = (sigma*sigma)
-    _x4 = ((torch.sin(_x1)*torch.sin(_x1))/_x3)
+    _x4 = ((torch.sin(_x1)**2)/_x3)
     _x5 = (_x0*_u)
-    _x6 = (torch.cos(_x5)*torch.cos(_x5))
-    _x7 = (_x3*(torch.sin(_x5)*torch.sin(_x5)))
+    _x6 = (torch.cos(_x5)**2)
+    _x7 = (_x3*(torch.sin(_x5)**2))
     _v = torch.where(t <= 0.5, ((_x2 + (_x4*d))/(_x2 + _x4)), (((_x6*d) + _x7)/(_x6 + _x7)))
     _v = torch.where(t == 0.0, 1.0, _v)
     _v = torch.where(t == 1.0, d, _v)
