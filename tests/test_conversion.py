@@ -35,6 +35,15 @@ def _ref(expr, sv: float):
     at 120 digits and return 0."""
     try:
         return mp_value(expr, s, sv)
+    except TypeError:
+        # sympy left the endpoint limit unevaluated for this form: take it numerically,
+        # 1e-40 inside the interval at 100 digits (error ~ sqrt(1e-40) even for sqrt-type ends)
+        assert sv in (0.0, 1.0), sv
+        with mpmath.workdps(100):
+            h = mpmath.mpf(10) ** -40
+            v = sp.lambdify(s, expr, modules="mpmath")(h if sv == 0.0 else 1 - h)
+            v = v.real if isinstance(v, mpmath.mpc) else v
+            return mpmath.inf * mpmath.sign(v) if abs(v) > mpmath.mpf(10) ** 15 else v
     except AssertionError:
         with mpmath.workdps(120):
             v = sp.lambdify(s, expr, modules="mpmath")(mpmath.mpf(sv))
