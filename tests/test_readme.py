@@ -28,3 +28,20 @@ def test_ci_runs_readmes_test_command():
     install_and_test = test_cmd.split("pip install torch==2.13.0 && ", 1)[1]
     assert "pip install torch==2.13.0" in ci
     assert install_and_test in ci.splitlines(), f".ci/run must run exactly: {install_and_test}"
+
+
+def test_readme_add_a_claim_example_runs_and_can_fail():
+    from lazysi.proofs.registry import REGISTRY, Context, run_claim
+
+    text = (ROOT / "README.md").read_text()
+    code = re.findall(r"```python\n(import sympy.*?)```", text, re.S)[0]
+    try:
+        exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own README
+        result = run_claim(REGISTRY["U1"], Context(digits=30))
+        assert result.passed and result.symbolic == "proved"
+        # the same claim with the wrong data scale must fail both halves
+        exec(compile(code.replace("0.7*sqrt", "0.71*sqrt"), "README.md", "exec"), {})  # noqa: S102
+        wrong = run_claim(REGISTRY["U1"], Context(digits=30))
+        assert not wrong.passed and wrong.symbolic == "failed"
+    finally:
+        REGISTRY.pop("U1", None)
