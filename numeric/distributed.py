@@ -53,6 +53,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .record import file_sha256
+
 __all__ = [
     "FORMAT_VERSION",
     "ShardError",
@@ -179,14 +181,6 @@ def encode_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
             info.external_attr = 0o644 << 16
             zf.writestr(info, member.getvalue())
     return buf.getvalue()
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -368,7 +362,7 @@ def verify_shard(out_dir: str | os.PathLike, spec: ShardSpec, fingerprint: str |
     size = npz.stat().st_size
     if size != meta.get("bytes"):
         return f"{spec.npz} has {size} bytes, sidecar says {meta.get('bytes')}"
-    digest = _sha256_file(npz)
+    digest = file_sha256(npz)
     if digest != meta.get("sha256"):
         return f"{spec.npz} sha256 {digest[:12]}... does not match the sidecar's {str(meta.get('sha256'))[:12]}..."
     return None
@@ -616,7 +610,7 @@ def load_shards(out_dir: str | os.PathLike, *, verify: bool = True) -> tuple[np.
         if verify:
             if not p.exists():
                 raise ShardError(f"{p} missing")
-            digest = _sha256_file(p)
+            digest = file_sha256(p)
             if digest != entry["sha256"]:
                 raise ShardError(f"{p} sha256 {digest[:12]}... does not match the manifest's {entry['sha256'][:12]}...")
         i, s = _read_shard_arrays(p)
@@ -635,7 +629,7 @@ def load_stats(out_dir: str | os.PathLike) -> FeatureStats:
     if entry is None:
         raise ShardError(f"{out} has no feature statistics (the run had no feature function)")
     p = out / entry["file"]
-    if _sha256_file(p) != entry["sha256"]:
+    if file_sha256(p) != entry["sha256"]:
         raise ShardError(f"{p} does not match the manifest's sha256")
     with np.load(p, allow_pickle=False) as z:
         fs = FeatureStats(int(z["sum"].shape[0]), int(z["count"]), torch.from_numpy(z["sum"].copy()), torch.from_numpy(z["outer"].copy()))

@@ -19,7 +19,6 @@ data mean used by ``--mu data``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -33,6 +32,7 @@ from .adapters import ddpm_eps_model, denoiser_model, diffusers_flow_model, velo
 from .gmm import LowRankMixtureProvider, load_mixture
 from .kernels import NumericSchedule
 from .providers import FieldProvider
+from .record import file_sha256
 
 __all__ = ["MODEL_NAMES", "WEIGHTS_DIR", "load_model", "mean_vector", "file_sha256"]
 
@@ -40,14 +40,6 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MODEL_NAMES = ("mnist", "mnist-gmm", "gaussian", "gaussian-full")
 
 _GAUSS_DIM = 8
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _loaded_from(*paths: Path) -> dict[str, Any]:
