@@ -87,3 +87,158 @@ def cached_reference(provider, model: str, indices: Sequence[int], seed: int, sh
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, x=x.numpy(), indices=np.array(idx), info=json.dumps(info))
     return x, info
+
+
+def _model_ctx(model: str, provider, card, sigma: float | None) -> dict[str, Any]:
+    """Lazy-frame settings: ``sigma`` argument > the model's ``.lazy.json`` > the card's RMS."""
+    settings = covlazy.lazy_settings(model)
+    if sigma is not None:
+        source = "argument"
+    elif "sigma" in settings:
+        sigma, source = float(settings["sigma"]), "lazy settings file"
+    else:
+        sigma, source = float(card["data_rms_centred"]), "card data_rms_centred"
+    return {"sigma": sigma, "sigma_source": source, "mu": mean_vector(model, provider, card),
+            "grid": settings.get("grid", "uniform"), "cov_grid": "vp",
+            "approx": covlazy.approx_for_model(model, provider, card, "full")}
+
+
+def _plot(results: dict, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    models = list(results["models"])
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        rows = results["models"][m]["rows"]
+        for name in dict.fromkeys(r["sampler"] for r in rows):
+            pts = sorted((r["nfe"], r["rmse"]) for r in rows if r["sampler"] == name and r.get("rmse") is not None)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=name, linestyle="--" if name in PEERS else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("NFE")
+        ax.set_ylabel("pathwise RMSE to reference")
+        ax.set_title(m)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _markdown(results: dict) -> str:
+    out = []
+    for m, res in results["models"].items():
+        rows = res["rows"]
+        nfes = sorted({r["nfe"] for r in rows})
+        names = list(dict.fromkeys(r["sampler"] for r in rows))
+        out.append(f"### {m}: pathwise RMSE to the reference (n = {res['n_rmse']}; lower is better)\n")
+        out.append("| sampler | " + " | ".join(f"NFE {k}" for k in nfes) + " |")
+        out.append("|---|" + "---|" * len(nfes))
+        for name in names:
+            cells = []
+            for k in nfes:
+                r = next((r for r in rows if r["sampler"] == name and r["nfe"] == k), None)
+                cells.append("—" if r is None or r.get("rmse") is None else f"{r['rmse']:.4f}")
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        if any(r.get("sw2") is not None for r in rows):
+            out.append(f"\n### {m}: sliced W2 to {res['n_exact']} exact samples (n = {res['n_rmse']}; floor {res['sw2_floor']:.4f})\n")
+            out.append("| sampler | " + " | ".join(f"NFE {k}" for k in nfes) + " |")
+            out.append("|---|" + "---|" * len(nfes))
+            for name in names:
+                cells = []
+                for k in nfes:
+                    r = next((r for r in rows if r["sampler"] == name and r["nfe"] == k), None)
+                    cells.append("—" if r is None or r.get("sw2") is None else f"{r['sw2']:.4f}")
+                out.append(f"| {name} | " + " | ".join(cells) + " |")
+        fid = res.get("fid", [])
+        if fid:
+            out.append(f"\n### {m}: classifier-FID vs 1,000 held-out digits (n = {res['n_fid']}; real-vs-real floor {res['fid_floor']:.2f})\n")
+            out.append("| sampler | NFE | FID |")
+            out.append("|---|---|---|")
+            for r in fid:
+                out.append(f"| {r['sampler']} | {r['nfe']} | {r['fid']:.2f} |")
+        out.append(f"\nreference: {json.dumps(res['reference'])}; sigma = {res['sigma']:.4f} ({res['sigma_source']}); "
+                   f"{res['seconds']} s\n")
+    return "\n".join(out) + "\n"
+
+
+def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFAULT_NFE,
+              samplers: Sequence[str] = DEFAULT_SAMPLERS, *, n_rmse: int = 256, n_fid: int = 2000,
+              fid_points: Sequence[tuple[str, int]] = (), n_exact: int = 2000, seed: int = 0,
+              sigma: float | None = None, out: Path = RESULTS_DIR, grid_nfe: int = 4,
+              log=lambda s: print(s, file=sys.stderr)) -> dict[str, Any]:
+    """Run the benchmark; writes ``bench.json``, ``bench.md``, ``bench_rmse.png`` (matplotlib) and
+    ``grid_nfe<k>_<model>.png`` into ``out`` and returns the results."""
+    from lazysi.cmd_sample import image_grid, write_png
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in samplers:
+        evals_per_step(name)  # unknown names raise before any work
+        if name in PEERS and not peer_available(name):
+            raise ValueError(f"peer {name!r} needs the optional package {PEERS[name].package!r} (pip install 'lazysi[bench]')")
+    results: dict[str, Any] = {"nfes": list(nfes), "samplers": list(samplers), "seed": seed, "models": {}}
+    for model in models:
+        t0 = time.perf_counter()
+        provider, card = load_model(model)
+        shape = tuple(card["data_shape"])
+        ctx = _model_ctx(model, provider, card, sigma)
+        idx = list(range(n_rmse))
+        ref, ref_info = cached_reference(provider, model, idx, seed, shape, out)
+        log(f"[{model}] reference ready ({ref_info})")
+        exact = None
+        if model == "mnist-gmm":
+            exact = mixture_samples(provider.mixture, n_exact, seed=12345)
+            sw_floor = sliced_w2(mixture_samples(provider.mixture, n_rmse, seed=54321), exact)
+        rows, grids = [], {}
+        for name in samplers:
+            for k in nfes:
+                if k % evals_per_step(name):
+                    continue
+                ts = time.perf_counter()
+                x, calls = sample_any(provider, name, k, idx, seed, shape, ctx)
+                row = {"sampler": name, "nfe": k, "counted_nfe": calls, "seconds": round(time.perf_counter() - ts, 2),
+                       "rmse": pathwise_rmse(x, ref) if name in ODE_SAMPLERS else None}
+                if exact is not None:
+                    row["sw2"] = sliced_w2(x, exact)
+                rows.append(row)
+                if k == grid_nfe:
+                    grids[name] = x[:16].to(torch.float32).numpy()
+                log(f"[{model}] {name} NFE {k}: rmse {row['rmse']}, sw2 {row.get('sw2')} ({row['seconds']} s)")
+        fid_rows = []
+        if len(shape) == 3 and fid_points:
+            fidx = list(range(n_fid))
+            for name, k in fid_points:
+                if name not in samplers or k % evals_per_step(name):
+                    continue
+                x, _ = sample_any(provider, name, k, fidx, seed, shape, ctx)
+                fid_rows.append({"sampler": name, "nfe": k, "fid": classifier_fid(x)})
+                log(f"[{model}] FID {name} NFE {k}: {fid_rows[-1]['fid']:.3f}")
+        res = {"rows": rows, "fid": fid_rows, "n_rmse": n_rmse, "n_fid": n_fid, "reference": ref_info,
+               "sigma": ctx["sigma"], "sigma_source": ctx["sigma_source"], "grid": ctx["grid"],
+               "cov_grid": ctx["cov_grid"], "approx": ctx["approx"].summary}
+        if fid_rows:
+            res["fid_floor"] = fid_floor(n_fid)
+        if exact is not None:
+            res.update({"n_exact": n_exact, "sw2_floor": sw_floor})
+        if grids and len(shape) == 3:
+            names = list(grids)
+            rows_img = [image_grid(grids[nm][:16]) for nm in names]
+            h = max(r.shape[0] for r in rows_img)
+            pad = np.full((h, 6), 255, dtype=np.uint8)
+            strip = np.concatenate(sum(([np.pad(r, ((0, h - r.shape[0]), (0, 0))), pad] for r in rows_img), [])[:-1], 1)
+            write_png(out / f"grid_nfe{grid_nfe}_{model}.png", strip)
+            res["grid_image"] = {"file": f"grid_nfe{grid_nfe}_{model}.png", "order_left_to_right": names}
+        res["seconds"] = round(time.perf_counter() - t0, 1)
+        results["models"][model] = res
+    (out / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "bench.md").write_text(_markdown(results))
+    results["plot"] = _plot(results, out / "bench_rmse.png")
+    return results
