@@ -47,7 +47,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="sample a pretrained model (lazy samplers and baselines)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="mnist | mnist-gmm | gaussian | gaussian-full | PATH")
-    p.add_argument("--sampler", required=True, choices=list(SAMPLERS), help="sampler name")
+    from lazysi.numeric.covlazy import COV_SAMPLERS
+
+    p.add_argument("--sampler", required=True, choices=list(SAMPLERS) + list(COV_SAMPLERS), help="sampler name")
     p.add_argument("--steps", type=int, required=True, help="number of steps (run.json records the resulting NFE)")
     p.add_argument("--n", "--num-samples", dest="n", type=int, default=64,
                    help="number of samples (under torchrun write --num-samples: torchrun itself takes --n* as abbreviations)")
@@ -154,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
     if args.shard_size is not None or args.resume or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return _run_sharded(args, provider, card, shape, sigma, mu, dtype)
 
+    from lazysi.numeric.covlazy import COV_SAMPLERS, approx_for_model, generate_cov
+
+    approx = approx_for_model(args.model, provider, card) if args.sampler in COV_SAMPLERS else None
+
     from tqdm import tqdm
 
     out: Path = args.out
@@ -161,8 +167,19 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with tqdm(total=args.n, desc=f"{args.sampler} x{args.steps}", unit="sample", file=sys.stderr,
               disable=args.no_progress) as bar:
-        x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, shape, batch=args.batch, sigma=sigma,
-                        mu=mu, grid=args.grid, shift=args.shift, dtype=dtype, device=args.device, progress=bar.update)
+        if approx is not None:  # covariance-aware lazy samplers (lazysi.numeric.covlazy), per-sample seeded
+            parts = []
+            for start in range(0, args.n, args.batch):
+                idx = list(range(start, min(start + args.batch, args.n)))
+                xb, nfe = generate_cov(provider, args.sampler, args.steps, idx, args.seed, shape, approx,
+                                       grid="vp" if args.grid == "uniform" else args.grid, sigma=sigma,
+                                       shift=args.shift, dtype=dtype, device=args.device)
+                parts.append(xb.detach().to("cpu", torch.float32))
+                bar.update(len(idx))
+            x = torch.cat(parts)
+        else:
+            x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, shape, batch=args.batch, sigma=sigma,
+                            mu=mu, grid=args.grid, shift=args.shift, dtype=dtype, device=args.device, progress=bar.update)
     seconds = time.perf_counter() - t0
     samples = x.numpy()
     np.savez(out / "samples.npz", x=samples)
@@ -178,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     record = run_record(options, card_json, {"seed": args.seed, "indices": [0, args.n],
                                              "scheme": "per-sample sha256(seed:index:stream)"})
     record.update({
-        "sampler": SAMPLERS[args.sampler].description,
+        "sampler": SAMPLERS[args.sampler].description if args.sampler in SAMPLERS else COV_SAMPLERS[args.sampler],
         "nfe": nfe,
         "seconds": round(seconds, 3),
         "model_files_sha256": card_files,
