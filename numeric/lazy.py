@@ -261,13 +261,16 @@ def generate(
     shift: float = 3.0,
     dtype: torch.dtype = torch.float64,
     device: str | torch.device = "cpu",
+    min_rows: int = MIN_ROWS,
 ) -> tuple[torch.Tensor, int]:
     """Samples for the explicit ``indices`` (one row each, data space, shape ``(len(indices), *shape)``)
     and the number of model evaluations used (per sample).
 
     ``provider`` is the model on its training schedule; ``sigma, mu`` set the lazy frame (ignored by
     the baselines). Row j depends only on ``(seed, indices[j])`` and the options, never on which
-    other indices are generated together.
+    other indices are generated together. ``min_rows`` pads every model call to at least that many
+    rows (see :class:`MinRowsProvider`); pass 1 for a network whose conditioning is tied to the
+    batch (e.g. a transformer with fixed per-row prompt embeddings).
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
@@ -275,7 +278,7 @@ def generate(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     spec = SAMPLERS[sampler]
     shape = tuple(int(s) for s in shape)
-    counter = CountingProvider(MinRowsProvider(provider))
+    counter = CountingProvider(MinRowsProvider(provider, min_rows) if min_rows > 1 else provider)
     mu_t = torch.as_tensor(mu, dtype=torch.float64)
     if spec.frame == "train":
         field: FieldProvider = counter

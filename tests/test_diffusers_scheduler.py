@@ -194,7 +194,8 @@ def test_sd3_transformer_matches_lazysi_generate():
         return model(hidden_states=x, timestep=ts.expand(x.shape[0]) if ts.numel() == 1 else ts, return_dict=False, **cond)[0]
 
     with torch.no_grad():
-        ours, calls = lazy.generate(adapters.diffusers_flow_model(v_fn), "lazy-ode", steps, indices, seed, (4, 8, 8), sigma=SIGMA)
+        ours, calls = lazy.generate(adapters.diffusers_flow_model(v_fn), "lazy-ode", steps, indices, seed, (4, 8, 8), sigma=SIGMA,
+                                     min_rows=1)
         sched = LazyFlowMatchScheduler(data_sigma=SIGMA)
         sched.set_timesteps(steps)
         noise = per_sample_normal(seed, indices, (4, 8, 8))
