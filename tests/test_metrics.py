@@ -81,3 +81,24 @@ def test_classifier_fid_floor_and_control():
     assert metrics.classifier_fid(noisy) > 5.0 * floor
     with pytest.raises(ValueError, match="n must be"):
         metrics.fid_floor(1)
+
+
+def test_bench_cli_end_to_end(tmp_path):
+    """``lazysi bench`` on the exact anisotropic Gaussian: files written, NFE counted, lazy-cov exact
+    (RMSE ~ 0, covariance-aware), Euler not; unknown sampler names exit with status 2."""
+    import json
+
+    from lazysi.cli import main
+
+    out = tmp_path / "b"
+    rc = main(["bench", "--models", "gaussian-full", "--nfe", "1", "2", "--samplers", "euler", "lazy-cov", "unipc",
+               "--n", "8", "--sigma", "1.0", "--fid", "--fid-extra", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "bench.json").read_text())
+    rows = res["models"]["gaussian-full"]["rows"]
+    by = {(r["sampler"], r["nfe"]): r for r in rows}
+    assert all(r["counted_nfe"] == r["nfe"] for r in rows)
+    assert by[("lazy-cov", 1)]["rmse"] < 1e-7  # the reference itself is RK4 (error ~1e-8 here)
+    assert by[("euler", 1)]["rmse"] > 0.1
+    assert (out / "bench.md").read_text().count("| lazy-cov |") == 1
+    assert main(["bench", "--models", "gaussian-full", "--samplers", "ddim", "--out", str(out)]) == 2
