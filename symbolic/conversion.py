@@ -181,7 +181,7 @@ class Conversion:
         ``tau`` is the unknown ``tau(s)`` and the others are expressed through it.
     """
 
-    def __init__(self, A: Schedule, B: Schedule, *, solve_seconds: float = 8.0, force_root_find: bool = False):
+    def __init__(self, A: Schedule, B: Schedule, *, solve_seconds: float = 60.0, force_root_find: bool = False):
         if not isinstance(A, Schedule) or not isinstance(B, Schedule):
             raise TypeError("Conversion(A, B) takes two Schedule objects")
         self.A, self.B = A, B
