@@ -1,0 +1,62 @@
+"""Quality floor of the embedded ``mnist`` model: the share of samples that the committed MNIST
+classifier assigns a class with confidence >= 0.9, plus the class histogram and a PNG grid.
+
+Command (recorded in BENCHMARKS.md):
+    python benchmarks/mnist_quality.py --sampler rk4 --steps 12 --n 1000
+    python benchmarks/mnist_quality.py --sampler lazy-ode --steps 4 --n 1000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import lazysi.numeric as numeric_pkg
+from lazysi.cmd_sample import image_grid, write_png
+from lazysi.numeric.lazy import sample
+from lazysi.numeric.models import load_checkpoint
+from lazysi.numeric.zoo import load_model, mean_vector
+
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sampler", default="rk4")
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=250)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threshold", type=float, default=0.9)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    provider, card = load_model("mnist")
+    t0 = time.perf_counter()
+    x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, (1, 28, 28), batch=args.batch,
+                    sigma=float(card["data_rms_centred"]), mu=mean_vector("mnist", provider, card),
+                    dtype=torch.float32)
+    seconds = time.perf_counter() - t0
+    clf, _ = load_checkpoint(Path(numeric_pkg.__file__).resolve().parent / "weights" / "mnist_classifier")
+    with torch.no_grad():
+        probs = torch.softmax(clf(x.float().clamp(-1, 1)), dim=1)
+    conf, label = probs.max(1)
+    share = float((conf >= args.threshold).float().mean())
+    result = {
+        "sampler": args.sampler, "steps": args.steps, "nfe": nfe, "n": args.n, "seed": args.seed,
+        "training_steps": card.get("training_steps"), "threshold": args.threshold,
+        "share_confident": share, "class_histogram": np.bincount(label.numpy(), minlength=10).tolist(),
+        "mean_confidence": float(conf.mean()), "seconds": round(seconds, 1),
+    }
+    OUT.mkdir(exist_ok=True)
+    stem = OUT / f"mnist_quality_{args.sampler}_{args.steps}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    write_png(stem.with_suffix(".png"), image_grid(x[:64].numpy()))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
