@@ -132,6 +132,18 @@ def _plot(results: dict, path: Path) -> bool:
     return True
 
 
+def _metric_table(rows: list[dict], nfes: list[int], names: list[str], key: str) -> list[str]:
+    """Markdown rows: one line per sampler, one column per NFE, ``key`` formatted to 4 decimals."""
+    out = ["| sampler | " + " | ".join(f"NFE {k}" for k in nfes) + " |", "|---|" + "---|" * len(nfes)]
+    for name in names:
+        cells = []
+        for k in nfes:
+            r = next((r for r in rows if r["sampler"] == name and r["nfe"] == k), None)
+            cells.append("—" if r is None or r.get(key) is None else f"{r[key]:.4f}")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return out
+
+
 def _markdown(results: dict) -> str:
     out = []
     for m, res in results["models"].items():
@@ -139,24 +151,10 @@ def _markdown(results: dict) -> str:
         nfes = sorted({r["nfe"] for r in rows})
         names = list(dict.fromkeys(r["sampler"] for r in rows))
         out.append(f"### {m}: pathwise RMSE to the reference (n = {res['n_rmse']}; lower is better)\n")
-        out.append("| sampler | " + " | ".join(f"NFE {k}" for k in nfes) + " |")
-        out.append("|---|" + "---|" * len(nfes))
-        for name in names:
-            cells = []
-            for k in nfes:
-                r = next((r for r in rows if r["sampler"] == name and r["nfe"] == k), None)
-                cells.append("—" if r is None or r.get("rmse") is None else f"{r['rmse']:.4f}")
-            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out += _metric_table(rows, nfes, names, "rmse")
         if any(r.get("sw2") is not None for r in rows):
             out.append(f"\n### {m}: sliced W2 to {res['n_exact']} exact samples (n = {res['n_rmse']}; floor {res['sw2_floor']:.4f})\n")
-            out.append("| sampler | " + " | ".join(f"NFE {k}" for k in nfes) + " |")
-            out.append("|---|" + "---|" * len(nfes))
-            for name in names:
-                cells = []
-                for k in nfes:
-                    r = next((r for r in rows if r["sampler"] == name and r["nfe"] == k), None)
-                    cells.append("—" if r is None or r.get("sw2") is None else f"{r['sw2']:.4f}")
-                out.append(f"| {name} | " + " | ".join(cells) + " |")
+            out += _metric_table(rows, nfes, names, "sw2")
         fid = res.get("fid", [])
         if fid:
             out.append(f"\n### {m}: classifier-FID vs 1,000 held-out digits (n = {res['n_fid']}; real-vs-real floor {res['fid_floor']:.2f})\n")
