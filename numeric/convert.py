@@ -28,7 +28,7 @@ from lazysi.symbolic.codegen import compile_module, render_module
 from lazysi.symbolic.conversion import Conversion, s, t
 from lazysi.symbolic.families import family
 
-from .kernels import NumericSchedule, _is_builtin, family_module_name
+from .kernels import NumericSchedule, _is_builtin, as_time, family_module_name
 from .providers import FieldProvider, broadcast_time
 
 __all__ = [
@@ -128,13 +128,7 @@ class NumericConversion:
                 self._side_b = compile_module(src_b, "lazysi_convert_side_b")
         self.closed_form = self._ns is not None
 
-    @staticmethod
-    def _s(sv) -> torch.Tensor:
-        if not isinstance(sv, torch.Tensor):
-            sv = torch.as_tensor(sv, dtype=torch.float64)
-        if not sv.is_floating_point():
-            raise TypeError(f"time must be a floating tensor, got {sv.dtype}")
-        return sv
+    _s = staticmethod(as_time)
 
     # ------------------------------------------------------------------ maps
     def tau(self, sv) -> torch.Tensor:

@@ -21,6 +21,7 @@ __all__ = [
     "GENERATED_DIR",
     "KERNEL_NAMES",
     "NumericSchedule",
+    "as_time",
     "ScheduleValues",
     "family_module_name",
     "render_schedule_module",
@@ -49,6 +50,15 @@ class ScheduleValues(NamedTuple):
     beta: torch.Tensor
     alpha_dot: torch.Tensor
     beta_dot: torch.Tensor
+
+
+def as_time(t) -> torch.Tensor:
+    """A time argument as a floating tensor (numbers become float64); integer tensors raise."""
+    if not isinstance(t, torch.Tensor):
+        t = torch.as_tensor(t, dtype=torch.float64)
+    if not t.is_floating_point():
+        raise TypeError(f"time must be a floating tensor, got {t.dtype}")
+    return t
 
 
 def family_module_name(name: str) -> str:
@@ -111,13 +121,7 @@ class NumericSchedule:
             self._ns = compile_module(render_schedule_module(schedule.bound), f"lazysi_schedule_{schedule.name}")
             self._kw = {}
 
-    @staticmethod
-    def _t(t) -> torch.Tensor:
-        if not isinstance(t, torch.Tensor):
-            t = torch.as_tensor(t, dtype=torch.float64)
-        if not t.is_floating_point():
-            raise TypeError(f"time must be a floating tensor, got {t.dtype}")
-        return t
+    _t = staticmethod(as_time)
 
     def kernel(self, name: str, t) -> torch.Tensor:
         if name not in KERNEL_NAMES:
