@@ -21,6 +21,7 @@ import mpmath
 import sympy as sp
 import torch
 
+from lazysi.symbolic.cache import Store
 from lazysi.symbolic.conversion import Conversion, s, t
 from lazysi.symbolic.families import family
 from lazysi.symbolic.validity import _time_limit, _Timeout
@@ -81,13 +82,22 @@ _STRATEGIES = (
 )
 
 
+_PROVED = Store("proved_zero", scope="sympy")
+
+
 def _zero(expr: sp.Expr, seconds: float = 3.0) -> bool | None:
     """True when sympy reduces ``expr`` to 0 by one of a few rewrites (each time-bounded):
-    expand, together, simplify, trig expansion, and the substitution s = u/(1+u) (u > 0)."""
+    expand, together, simplify, trig expansion, and the substitution s = u/(1+u) (u > 0).
+    A reduction found once is remembered on disk under the expression's ``srepr`` and the sympy
+    version (see :mod:`lazysi.symbolic.cache`; ``LAZYSI_NO_CACHE=1`` re-proves)."""
+    key = _PROVED.key("zero", expr)
+    if _PROVED.get(key) is not None:
+        return True
     for strategy in _STRATEGIES:
         try:
             with _time_limit(seconds):
                 if strategy(expr) == 0:
+                    _PROVED.put(key, {})
                     return True
         except (_Timeout, NotImplementedError, RecursionError, TypeError):
             continue

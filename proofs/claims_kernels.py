@@ -27,6 +27,7 @@ import sympy as sp
 import torch
 
 from lazysi.numeric.kernels import GENERATED_DIR, KERNEL_NAMES, NumericSchedule, family_module_name
+from lazysi.symbolic.cache import cache_enabled, cache_root
 from lazysi.symbolic.codegen import source_hash
 from lazysi.symbolic.families import FAMILIES, family
 
@@ -193,9 +194,6 @@ for _i, _name in enumerate(FAMILIES, start=1):
 
 
 # ---------------------------------------------------------------------------------- K0
-def _cache_dir() -> Path:
-    root = os.environ.get("LAZYSI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "lazysi")
-    return Path(root)
 
 
 def _content_key() -> str:
@@ -231,8 +229,8 @@ def regeneration_check(use_cache: bool = True, allow_slow: bool = True) -> tuple
     from lazysi.numeric.codegen_all import regenerate_all
 
     key = _content_key()
-    marker = _cache_dir() / "verify" / f"regenerated-{key}.ok"
-    if use_cache and os.environ.get("LAZYSI_NO_CACHE") != "1" and marker.exists():
+    marker = cache_root() / "verify" / f"regenerated-{key}.ok"
+    if use_cache and cache_enabled() and marker.exists():
         return "proved", [], "equal to the generator output (cached comparison of identical sources)"
     if not allow_slow:
         return "skipped", [], "full regeneration skipped in --quick (no cached comparison for these sources)"
@@ -279,8 +277,8 @@ def prefetch_regeneration() -> bool:
     if _PREFETCH or os.environ.get("LAZYSI_NO_PREFETCH") == "1":
         return False
     key = _content_key()
-    marker = _cache_dir() / "verify" / f"regenerated-{key}.ok"
-    if os.environ.get("LAZYSI_NO_CACHE") != "1" and marker.exists():
+    marker = cache_root() / "verify" / f"regenerated-{key}.ok"
+    if cache_enabled() and marker.exists():
         return False
     code = (
         "import json; from lazysi.proofs.claims_kernels import regeneration_check; "

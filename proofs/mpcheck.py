@@ -21,6 +21,7 @@ from pathlib import Path
 import mpmath
 import sympy as sp
 
+from lazysi.symbolic.cache import cache_enabled, cache_root
 from lazysi.symbolic.limits import endpoint_limit
 
 __all__ = ["mp_value", "mp_value_cached", "rel_error", "lambdified", "flush_cache", "cache_path", "TINY"]
@@ -72,15 +73,14 @@ _DIRTY = False
 def cache_path() -> Path:
     """Where reference values persist between runs (``$LAZYSI_CACHE_DIR``, default
     ``~/.cache/lazysi``); ``LAZYSI_NO_CACHE=1`` disables it."""
-    root = os.environ.get("LAZYSI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "lazysi")
-    return Path(root) / "verify" / f"mp-references-sympy{sp.__version__}-mpmath{mpmath.__version__}.json"
+    return cache_root() / "verify" / f"mp-references-sympy{sp.__version__}-mpmath{mpmath.__version__}.json"
 
 
 def _disk() -> dict[str, str]:
     global _DISK
     if _DISK is None:
         _DISK = {}
-        if os.environ.get("LAZYSI_NO_CACHE") != "1":
+        if cache_enabled():
             try:
                 _DISK = json.loads(cache_path().read_text())
             except (OSError, ValueError):
@@ -91,7 +91,7 @@ def _disk() -> dict[str, str]:
 def flush_cache() -> None:
     """Write new reference values to disk (atomic replace; failures only lose the cache)."""
     global _DIRTY
-    if not _DIRTY or os.environ.get("LAZYSI_NO_CACHE") == "1":
+    if not _DIRTY or not cache_enabled():
         return
     path = cache_path()
     try:

@@ -28,6 +28,7 @@ from functools import cached_property, lru_cache
 import mpmath
 import sympy as sp
 
+from .cache import Store
 from .expr import ExpressionError, param_symbol, parse_expression, time_symbol
 from .limits import endpoint_limit
 from .schedule import Schedule, ScheduleError
@@ -44,6 +45,9 @@ _R = sp.Symbol("_R", positive=True)
 _Q = sp.Symbol("_Q", positive=True)
 _PROBES_R = (sp.Rational(3, 10), sp.Integer(1), sp.Rational(17, 10), sp.Integer(5))
 MAX_CLOSED_FORM_OPS = 60
+#: derived once per (A, B) and kept in the disk cache (symbolic.cache)
+_DERIVED = ("tau", "tau_dot", "c", "c_dot_over_c", "eps_scale")
+_STORE = Store("conversions")
 
 
 class ConversionError(ScheduleError):
@@ -186,15 +190,24 @@ class Conversion:
             raise TypeError("Conversion(A, B) takes two Schedule objects")
         self.A, self.B = A, B
         self.a, self.b = A.bound, B.bound
+        self.solve_seconds = solve_seconds
+        key = _STORE.key("conversion", self.a.alpha, self.a.beta, self.b.alpha, self.b.beta, force_root_find, solve_seconds)
+        stored = _STORE.get(key)
+        if stored is not None and set(stored) == set(_DERIVED) | {"closed_form"}:
+            # the same derivation by the same code (see symbolic.cache): ranges checked, maps derived
+            self.closed_form = stored.pop("closed_form") == sp.Integer(1)
+            self.__dict__.update(stored)  # tau and the cached_property values
+            return
         self._check_ranges()
         inverse = None if force_root_find else _solve_inverse(self.a, solve_seconds)
         self.closed_form = inverse is not None
-        self.solve_seconds = solve_seconds
         if inverse is not None:
             r_b = self.beta_B / self.alpha_B
             self.tau = _tidy(inverse.xreplace({_R: r_b}), solve_seconds)
         else:
             self.tau = TAU(s)
+        derived = {name: getattr(self, name) for name in _DERIVED}
+        _STORE.put(key, {**derived, "closed_form": sp.Integer(int(self.closed_form))})
 
     # ------------------------------------------------------------------ checks
     def _check_ranges(self) -> None:
