@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--warmup", type=int, default=500, help="linear LR warm-up steps")
+    ap.add_argument("--cosine-steps", type=int, default=0,
+                    help="anneal: cosine decay of the LR over this many steps of THIS run (0: constant LR)")
+    ap.add_argument("--min-lr-frac", type=float, default=0.02, help="LR at the end of the cosine, as a fraction of --lr")
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     loss_curve: list[list[float]] = []
     prev_seconds = 0.0
     commands = [command]
+    schedules: list[str] = []
     if args.resume:
         from safetensors import safe_open
         from safetensors.torch import load_file
@@ -192,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
         loss_curve = card0.get("loss_curve", [])
         prev_seconds = float(card0.get("seconds", 0.0))
         commands = list(card0.get("commands", [card0.get("command", "")])) + [command]
+        schedules = list(card0.get("lr_schedule", [f"steps 0-{card0.get('training_steps', 0)}: constant "
+                                                   f"{card0.get('lr', args.lr):g} (warm-up {card0.get('lr_warmup_steps', 0)} steps)"]))
         torch.manual_seed(args.seed + step)
         print(f"resumed from step {step}", flush=True)
 
@@ -241,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
             "batch_size": args.batch_size,
             "lr": args.lr,
             "lr_warmup_steps": args.warmup,
+            "lr_schedule": schedules,
             "weight_decay": args.weight_decay,
             "optimizer": "AdamW(betas=(0.9, 0.999))",
             "precision": "bf16 autocast (CPU), fp32 master weights" if args.precision == "bf16" else "fp32",
@@ -262,6 +269,11 @@ def main(argv: list[str] | None = None) -> None:
           f"precision {args.precision}; budget {args.minutes} min / {args.max_steps} steps", flush=True)
 
     deadline = t_start + 60.0 * args.minutes
+    run_start_step = step
+    if args.cosine_steps > 0:
+        schedules.append(f"steps {step}-{step + args.cosine_steps}: cosine {args.lr:g} -> {args.lr * args.min_lr_frac:g}")
+    else:
+        schedules.append(f"from step {step}: constant {args.lr:g} (warm-up {args.warmup} steps)")
     next_ckpt = time.time() + 60.0 * args.checkpoint_minutes
     perm = torch.randperm(n_data, generator=gen)
     pos = 0
@@ -281,6 +293,9 @@ def main(argv: list[str] | None = None) -> None:
         target = x1 - z
 
         lr = args.lr * min(1.0, (step + 1) / max(1, args.warmup))
+        if args.cosine_steps > 0:
+            progress = min(1.0, (step - run_start_step) / args.cosine_steps)
+            lr *= args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress))
         for g in opt.param_groups:
             g["lr"] = lr
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):

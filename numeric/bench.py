@@ -34,10 +34,10 @@ __all__ = ["RESULTS_DIR", "REF_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "ODE_S
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 REF_STEPS = 48
 DEFAULT_NFE = (1, 2, 3, 4, 6, 8, 12, 16, 32)
-DEFAULT_SAMPLERS = ("euler", "heun", "lazy-ode", "lazy-heun", "lazy-cov", "lazy-cov2",
+DEFAULT_SAMPLERS = ("euler", "heun", "lazy-ode", "lazy-heun", "lazy-cov", "lazy-cov2", "lazy-cov-pc",
                     "fm-euler", "dpm++2m", "unipc", "fm-midpoint")
 #: deterministic samplers (pathwise RMSE is meaningful)
-ODE_SAMPLERS = {"euler", "heun", "midpoint", "rk4", "lazy-ode", "lazy-heun", "lazy-cov", "lazy-cov2", *PEERS}
+ODE_SAMPLERS = {"euler", "heun", "midpoint", "rk4", "lazy-ode", "lazy-heun", *covlazy.COV_SAMPLERS, *PEERS}
 
 
 def evals_per_step(name: str) -> int:

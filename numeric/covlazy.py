@@ -28,6 +28,11 @@ Variation of constants per direction, exact::
   ``D_k = (r_k - r_{k-1})/(t_k - t_{k-1})`` (order 2, one model evaluation per step; its first
   step is ``lazy-cov``'s). With the Gaussian part exact this generalises DPM-Solver++(2M)/UniPC,
   which are exponential integrators for the *scalar* linear part ``(alpha_dot/alpha) x``.
+* ``lazy-cov-pc``: ``lazy-cov2`` as predictor; the evaluation at the predicted end of the step
+  (which the next predictor needs anyway) drives a corrector that redoes the step with ``r``
+  quadratic through ``t_{k-1}, t_k, t_{k+1}`` (needs ``H = int t^2 dt / phi``): UniPC's
+  predictor-corrector idea in the Gaussian frame, at the same NFE (order 3 in the measurements,
+  ``tests/test_covlazy.py``).
 
 Grids (in the training time t): ``uniform``, ``lambda``, ``edm``, ``shifted`` (as
 :func:`lazysi.numeric.lazy.make_grid`), and ``vp`` = ``tau(s_k)`` of a uniform grid in the time
@@ -70,12 +75,16 @@ __all__ = [
 COV_SAMPLERS = {
     "lazy-cov": "exponential Euler in the eigenbasis of a Gaussian approximation (exact Gaussian flow)",
     "lazy-cov2": "2-step exponential Adams-Bashforth in the eigenbasis of a Gaussian approximation",
+    "lazy-cov-pc": "exponential AB2 predictor + 3-point exponential corrector (UniPC-style, same NFE) "
+                   "in the eigenbasis of a Gaussian approximation",
 }
+#: sampler name -> cov_lazy_solve method
+COV_METHODS = {"lazy-cov": "euler", "lazy-cov2": "ab2", "lazy-cov-pc": "pc"}
 COV_GRIDS = ("vp", "uniform", "lambda", "edm", "shifted")
 APPROX_KINDS = ("full", "lowrank", "diag")
 #: variances below this are raised to it (constant pixels: a zero variance would make F infinite)
 VARIANCE_FLOOR = 1e-4
-KERNEL_NAMES = ("phi", "k", "F", "G")
+KERNEL_NAMES = ("phi", "k", "F", "G", "H")
 
 
 # ----------------------------------------------------------------------------- derivation
@@ -83,7 +92,7 @@ KERNEL_NAMES = ("phi", "k", "F", "G")
 def derive_kernels(schedule: Schedule) -> dict[str, sp.Expr]:
     """Per-direction kernels in ``t`` and ``D`` for ``schedule`` (bound parameters), derived from
     the Gaussian field gains: ``k = alpha_dot g_Z + beta_dot g_X``, ``phi = exp(int k)``,
-    ``F = int 1/phi``, ``G = int t/phi``. Raises NotImplementedError where sympy finds no closed
+    ``F = int 1/phi``, ``G = int t/phi``, ``H = int t^2/phi``. Raises NotImplementedError where sympy finds no closed
     form. Checks: ``d/dt log phi = k`` and ``phi^2 = alpha^2 + beta^2 d`` (the marginal variance)."""
     bound = schedule.bound
     a, b = bound.alpha, bound.beta
@@ -101,9 +110,10 @@ def derive_kernels(schedule: Schedule) -> dict[str, sp.Expr]:
         raise RuntimeError(f"Gaussian flow map derivation failed its checks on {schedule.name}")
     F = sp.integrate(1 / phi, t)
     G = sp.integrate(t / phi, t)
-    if F.has(sp.Integral) or G.has(sp.Integral):
-        raise NotImplementedError(f"no closed form for int dt/phi on schedule {schedule.name}")
-    return {"phi": phi, "k": k, "F": F, "G": G}
+    H = sp.integrate(t**2 / phi, t)
+    if F.has(sp.Integral) or G.has(sp.Integral) or H.has(sp.Integral):
+        raise NotImplementedError(f"no closed form for int t^j dt/phi (j <= 2) on schedule {schedule.name}")
+    return {"phi": phi, "k": k, "F": F, "G": G, "H": H}
 
 
 class CovKernels:
@@ -299,13 +309,28 @@ def _velocity(provider: FieldProvider, tv: torch.Tensor, x: torch.Tensor) -> tor
 
 
 def cov_lazy_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.Tensor, x0: torch.Tensor,
-                   order: int = 1) -> torch.Tensor:
+                   order: int = 1, method: str | None = None) -> torch.Tensor:
     """Integrate the model's probability-flow ODE from ``x0`` (at ``grid[0]``) to ``grid[-1]`` with
-    the Gaussian part exact and the residual by exponential Euler (``order=1``) or the 2-step
-    exponential Adams-Bashforth method (``order=2``). One model evaluation per step, at the step's
-    start (never at t = 1). ``x0``: (B, *shape) in the model's coordinates."""
-    if order not in (1, 2):
-        raise ValueError(f"order must be 1 or 2, got {order}")
+    the Gaussian part exact and the residual ``r`` by
+
+    * ``"euler"`` (``order=1``): exponential Euler, ``r`` frozen at the step's start;
+    * ``"ab2"`` (``order=2``): 2-step exponential Adams-Bashforth, ``r`` linear through the last
+      two evaluations;
+    * ``"pc"``: ``ab2`` as predictor, then the model is evaluated at the predicted point of the
+      step's end and the step is redone with ``r`` quadratic through ``t_{k-1}, t_k, t_{k+1}``
+      (linear through ``t_k, t_{k+1}`` on the first step) -- an exponential corrector in the
+      Gaussian frame, as UniPC's UniC is in the scalar frame. That evaluation is reused by the
+      next predictor, so the NFE stays one per step; the last step is not corrected (no model
+      evaluation at the end time).
+
+    One model evaluation per step, never at ``grid[-1]``. ``x0``: (B, *shape) in the model's
+    coordinates."""
+    if method is None:
+        if order not in (1, 2):
+            raise ValueError(f"order must be 1 or 2, got {order}")
+        method = "euler" if order == 1 else "ab2"
+    if method not in ("euler", "ab2", "pc"):
+        raise ValueError(f"method must be 'euler', 'ab2' or 'pc', got {method!r}")
     sch = provider.schedule
     kern = kernels_for(sch)
     dtype = x0.dtype
@@ -328,33 +353,59 @@ def cov_lazy_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.
             perp = perp * coef("k", tv, drest).to(dtype)
         return sch.beta_dot(tv).to(dtype) * mu + ap.join(w, perp)
 
-    x = x0.reshape(shape[0], -1)
-    prev: tuple[torch.Tensor, torch.Tensor] | None = None  # (t_{k-1}, r_{k-1} split)
-    for i in range(grid.numel() - 1):
-        t0, t1 = grid[i], grid[i + 1]
-        b = _velocity(provider, t0, x.reshape(shape)).reshape(shape[0], -1)
-        r = b - gaussian_velocity(t0, x)
-        y = x - sch.beta(t0).to(dtype) * mu
-        parts_y = ap.split(y)
-        parts_r = ap.split(r)
-        parts_d = ap.split((r - prev[1]) / float(t0 - prev[0])) if (order == 2 and prev is not None) else None
+    def residual(tv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        b = _velocity(provider, tv, x.reshape(shape)).reshape(shape[0], -1)
+        return b - gaussian_velocity(tv, x)
+
+    def step(x: torch.Tensor, t0, t1, r0: torch.Tensor, d1: torch.Tensor | None, d2: torch.Tensor | None,
+             a: float, b: float) -> torch.Tensor:
+        """Exact Gaussian flow over [t0, t1] plus ``phi_1 int r/phi`` for the residual polynomial
+        ``r0 + d1 (tau - t0) + d2 (tau - a)(tau - b)`` (terms with ``None`` omitted)."""
+        parts_y = ap.split(x - sch.beta(t0).to(dtype) * mu)
+        parts = [ap.split(r0)] + [ap.split(v) if v is not None else (None, None) for v in (d1, d2)]
         out = []
         for j, var in enumerate((dv, drest)):
-            yj, rj = parts_y[j], parts_r[j]
+            yj = parts_y[j]
             if yj is None:
                 out.append(None)
                 continue
             p0, p1 = coef("phi", t0, var), coef("phi", t1, var)
             f_inc = coef("F", t1, var) - coef("F", t0, var)
-            yn = (p1 / p0).to(dtype) * yj + (p1 * f_inc).to(dtype) * rj
-            if parts_d is not None:
+            yn = (p1 / p0).to(dtype) * yj + (p1 * f_inc).to(dtype) * parts[0][j]
+            if parts[1][j] is not None or parts[2][j] is not None:
                 g_inc = coef("G", t1, var) - coef("G", t0, var)
-                yn = yn + (p1 * (g_inc - t0 * f_inc)).to(dtype) * parts_d[j]
+                if parts[1][j] is not None:
+                    yn = yn + (p1 * (g_inc - t0 * f_inc)).to(dtype) * parts[1][j]
+                if parts[2][j] is not None:
+                    h_inc = coef("H", t1, var) - coef("H", t0, var)
+                    yn = yn + (p1 * (h_inc - (a + b) * g_inc + a * b * f_inc)).to(dtype) * parts[2][j]
             out.append(yn)
-        x = ap.join(out[0], out[1]) + sch.beta(t1).to(dtype) * mu
-        if not torch.isfinite(x).all():
-            raise FloatingPointError(f"non-finite value at step {i} (t = {float(t0)!r} -> {float(t1)!r})")
-        prev = (t0, r)
+        return ap.join(out[0], out[1]) + sch.beta(t1).to(dtype) * mu
+
+    n_steps = grid.numel() - 1
+    x = x0.reshape(shape[0], -1)
+    r = residual(grid[0], x)
+    prev: tuple[float, torch.Tensor] | None = None  # (t_{k-1}, r_{k-1})
+    for i in range(n_steps):
+        t0, t1 = grid[i], grid[i + 1]
+        f0, f1 = float(t0), float(t1)
+        d_back = (r - prev[1]) / (f0 - prev[0]) if prev is not None else None
+        x_new = step(x, t0, t1, r, d_back if method != "euler" else None, None, 0.0, 0.0)
+        if not torch.isfinite(x_new).all():
+            raise FloatingPointError(f"non-finite value at step {i} (t = {f0!r} -> {f1!r})")
+        if i + 1 < n_steps:
+            r_new = residual(t1, x_new)
+            if method == "pc":
+                d_fwd = (r_new - r) / (f1 - f0)
+                if prev is None:
+                    x_new = step(x, t0, t1, r, d_fwd, None, 0.0, 0.0)
+                else:  # Newton form through t0, t1, t_{-1}: r0 + [t0,t1](tau-t0) + [t_{-1},t0,t1](tau-t0)(tau-t1)
+                    dd = (d_fwd - d_back) / (f1 - prev[0])
+                    x_new = step(x, t0, t1, r, d_fwd, dd, f0, f1)
+                if not torch.isfinite(x_new).all():
+                    raise FloatingPointError(f"non-finite value in the corrector of step {i} (t = {f0!r} -> {f1!r})")
+            prev, r = (f0, r), r_new
+        x = x_new
     return x.reshape(shape)
 
 
@@ -362,7 +413,7 @@ def generate_cov(provider: FieldProvider, sampler: str, steps: int, indices: Seq
                  shape: Sequence[int], approx: GaussianApprox, *, grid: str = "vp", sigma: float = 1.0,
                  shift: float = 3.0, dtype: torch.dtype = torch.float64,
                  device: str | torch.device = "cpu") -> tuple[torch.Tensor, int]:
-    """Samples for ``indices`` with ``lazy-cov``/``lazy-cov2`` and the NFE per sample. Same
+    """Samples for ``indices`` with ``lazy-cov``/``lazy-cov2``/``lazy-cov-pc`` and the NFE per sample. Same
     per-sample initial noise as :func:`lazysi.numeric.lazy.generate` (``Z`` from ``(seed, i)``), so
     results compare pathwise with the ODE samplers there. ``sigma`` only sets the ``vp`` grid."""
     from .lazy import CountingProvider
@@ -379,5 +430,5 @@ def generate_cov(provider: FieldProvider, sampler: str, steps: int, indices: Seq
     x0 = per_sample_normal(seed, [int(i) for i in indices], tuple(shape), dtype=dtype, device=device)
     approx_d = GaussianApprox(approx.kind, approx.mean.to(device), approx.variances.to(device),
                               None if approx.basis is None else approx.basis.to(device), approx.rest, approx.shape)
-    x1 = cov_lazy_solve(counter, approx_d, tgrid, x0, order=1 if sampler == "lazy-cov" else 2)
+    x1 = cov_lazy_solve(counter, approx_d, tgrid, x0, method=COV_METHODS[sampler])
     return x1, counter.calls

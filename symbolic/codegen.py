@@ -305,7 +305,10 @@ def _horner(expr: sp.Expr, time_vars: set) -> sp.Expr:
             except sp.PolynomialError:
                 return expr
             if poly.degree() >= 1 and all(not c.has(*time_vars) for c in poly.coeffs()):
-                nested = sp.horner(expr, wrt=v)
+                try:
+                    nested = sp.horner(expr, wrt=v)
+                except sp.PolynomialError:  # horner also expands the coefficients, e.g. 1/(2 d^2 + 4 d + 2)
+                    return expr
                 if sp.count_ops(nested) < sp.count_ops(expr):
                     return nested
     return expr

@@ -11,7 +11,7 @@ import torch
 from lazysi.numeric import covlazy
 from lazysi.numeric.gaussian import MixtureProvider
 from lazysi.numeric.kernels import NumericSchedule
-from lazysi.numeric.lazy import generate
+from lazysi.numeric.lazy import CountingProvider, generate
 from lazysi.numeric.samplers import integrate, provider_ode
 from lazysi.numeric.seeding import per_sample_normal
 from lazysi.numeric.zoo import load_model
@@ -47,8 +47,11 @@ def test_generated_kernels_match_mpmath(d):
         pts = [t0, peak, t1] if t0 < peak < t1 else [t0, t1]
         f_ref = mpmath.quad(lambda s: 1 / mpmath.sqrt(_mp_var(s, md)), pts)
         g_ref = mpmath.quad(lambda s: s / mpmath.sqrt(_mp_var(s, md)), pts)
+        h_inc = float(kern("H", torch.tensor(t1, dtype=torch.float64), dt) - kern("H", torch.tensor(t0, dtype=torch.float64), dt))
+        h_ref = mpmath.quad(lambda s: s**2 / mpmath.sqrt(_mp_var(s, md)), pts)
         assert f_inc == pytest.approx(float(f_ref), rel=1e-9)
         assert g_inc == pytest.approx(float(g_ref), rel=1e-9)
+        assert h_inc == pytest.approx(float(h_ref), rel=1e-9)
 
 
 def _exact_map(card, z):
@@ -59,7 +62,9 @@ def _exact_map(card, z):
 
 
 @pytest.mark.parametrize("sampler,steps,grid", [("lazy-cov", 1, "vp"), ("lazy-cov", 3, "uniform"),
-                                                ("lazy-cov2", 1, "vp"), ("lazy-cov2", 4, "lambda")])
+                                                ("lazy-cov2", 1, "vp"), ("lazy-cov2", 4, "lambda"),
+                                                ("lazy-cov-pc", 1, "vp"), ("lazy-cov-pc", 2, "uniform"),
+                                                ("lazy-cov-pc", 5, "edm")])
 def test_exact_on_anisotropic_gaussian(sampler, steps, grid):
     provider, card = load_model("gaussian-full")
     approx = covlazy.approx_for_model("gaussian-full", provider, card, "full")
@@ -132,6 +137,28 @@ def test_orders_on_mixture():
             errs.append(float((x - ref).abs().max()))
         slopes = [math.log2(errs[i] / errs[i + 1]) for i in range(2)]
         assert all(lo < s < hi for s in slopes), (order, errs, slopes)
+
+
+def test_predictor_corrector_order_three_on_mixture():
+    """lazy-cov-pc (exponential AB2 predictor + quadratic exponential corrector, one evaluation
+    per step) converges at order ~3, against ~2 for the predictor alone; a corrector with a wrong
+    coefficient or stale residual would fall back to order <= 2."""
+    provider, approx = _mixture()
+    x0 = per_sample_normal(0, range(32), (3,))
+    from lazysi.numeric import grids
+
+    ref = integrate("rk4", provider_ode(provider), grids.uniform(400), x0)
+    errs = {}
+    for method in ("ab2", "pc"):
+        errs[method] = []
+        for n in (8, 16, 32, 64):
+            counter = CountingProvider(provider)
+            x = covlazy.cov_lazy_solve(counter, approx, grids.uniform(n), x0, method=method)
+            assert counter.calls == n  # one model evaluation per step, none at t = 1
+            errs[method].append(float((x - ref).abs().max()))
+    slope = math.log2(errs["pc"][0] / errs["pc"][-1]) / 3
+    assert 2.6 < slope < 3.5, (errs, slope)
+    assert all(p < a / 1.5 for p, a in zip(errs["pc"][1:], errs["ab2"][1:])) and errs["pc"][-1] < errs["ab2"][-1] / 4, errs
 
 
 def test_errors():
