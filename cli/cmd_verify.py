@@ -43,7 +43,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="mutation check: perturb the generated kernels and claim inputs, report the mutation score",
     )
-    p.add_argument("--no-cache", action="store_true", help="recompute cached mpmath references and the regeneration check")
+    p.add_argument("--no-cache", action="store_true",
+                   help="recompute everything cached: mpmath references, the regeneration check, derived conversions, proved identities")
     p.add_argument("--sample", type=int, default=None, metavar="N", help="with --mutate: only N mutants (spread evenly)")
     return p
 
