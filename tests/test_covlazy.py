@@ -161,6 +161,20 @@ def test_predictor_corrector_order_three_on_mixture():
     assert all(p < a / 1.5 for p, a in zip(errs["pc"][1:], errs["ab2"][1:])) and errs["pc"][-1] < errs["ab2"][-1] / 4, errs
 
 
+def test_pc_sampler_lowers_the_final_order_below_15_steps():
+    """generate_cov('lazy-cov-pc') = the pc solver with a first-order final step below 15 steps
+    (diffusers' lower_order_final), the plain pc solver from 15 steps on; the two differ."""
+    provider, approx = _mixture()
+    idx = list(range(8))
+    x0 = per_sample_normal(2, idx, (3,))
+    for steps, lof in ((4, True), (15, False)):
+        x, nfe = covlazy.generate_cov(provider, "lazy-cov-pc", steps, idx, 2, (3,), approx, grid="uniform")
+        grid = covlazy.make_cov_grid("uniform", provider.schedule, steps)
+        same = covlazy.cov_lazy_solve(provider, approx, grid, x0, method="pc", lower_order_final=lof)
+        other = covlazy.cov_lazy_solve(provider, approx, grid, x0, method="pc", lower_order_final=not lof)
+        assert nfe == steps and torch.equal(x, same) and (x - other).abs().max() > 1e-6
+
+
 def test_errors():
     provider, card = load_model("gaussian-full")
     approx = covlazy.approx_for_model("gaussian-full", provider, card)
