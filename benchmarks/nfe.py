@@ -8,10 +8,10 @@ import sys
 from lazysi.cli import main
 
 RECORDED = ["bench", "--models", "mnist-gmm", "--nfe", "1", "2", "3", "4", "6", "8", "12", "16",
-            "--samplers", "euler", "lazy-ode", "lazy-heun", "lazy-cov", "lazy-cov2",
+            "--samplers", "euler", "lazy-ode", "lazy-heun", "lazy-cov", "lazy-cov2", "lazy-cov-pc",
             "fm-euler", "dpm++2m", "unipc", "fm-midpoint",
             "--n", "256", "--n-fid", "2000", "--fid",
-            "--fid-extra", "euler:4", "lazy-ode:4", "lazy-cov:4", "lazy-cov2:4", "dpm++2m:4", "unipc:4", "euler:16",
+            "--fid-extra", "euler:4", "lazy-ode:4", "lazy-cov:4", "lazy-cov2:4", "lazy-cov-pc:4", "dpm++2m:4", "unipc:4", "euler:16",
             "--out", "benchmarks/results"]
 
 if __name__ == "__main__":

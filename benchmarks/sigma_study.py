@@ -22,7 +22,9 @@ parametrisation; differentiable because the kernels are torch code).
 
 Writes ``benchmarks/results/sigma_study.json`` / ``.md`` and the settings file
 ``numeric/weights/mnist_gmm.lazy.json`` (chosen sigma, mu rule, grid, spectrum summary) read by
-``lazysi bench``. Run: ``python benchmarks/sigma_study.py [--n 256] [--quick]``.
+``lazysi bench``. Run: ``python benchmarks/sigma_study.py [--n 256] [--quick]``; for a model
+whose sampling is too slow for a sweep (the U-Net ``mnist``), ``--rules-only mnist`` writes its
+settings file from the spectrum rules alone.
 """
 from __future__ import annotations
 
@@ -112,6 +114,43 @@ def lazy_euler(provider, sigma: float, mu: torch.Tensor, grid: torch.Tensor, x0:
     return sigma * integrate("euler", provider_ode(field), grid, x0) + mu
 
 
+def spectrum_rules(d: torch.Tensor) -> dict:
+    """The principled sigmas of the module doc, from the spectrum ``d`` alone."""
+    out = {"sigma_rms": math.sqrt(float(d.sum()) / d.numel()), "sigma_energy": argmin_log(lambda s: drift_energy(s, d))}
+    for steps in (4, 8):
+        g = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+        out[f"sigma_gauss_{steps}"] = argmin_log(lambda s: float(predicted_rmse(s, d, g)))
+    return out
+
+
+def rules_only(model: str, write: bool = True) -> int:
+    """Settings file for ``model`` from the spectrum of its data's Gaussian approximation (for
+    the U-Net ``mnist``: the 5,000 training digits' moments), without any sampling: sigma =
+    sigma_gauss_4, the rule chosen on mnist-gmm where it could be measured."""
+    provider, card = load_model(model)
+    mu = mean_vector(model, provider, card)
+    approx = covlazy.approx_for_model(model, provider, card, "full", floor=1e-12)
+    rules = spectrum_rules(approx.variances)
+    settings = {
+        "model": model,
+        "sigma": rules["sigma_gauss_4"],
+        "sigma_rule": "sigma_gauss_4: minimises the predicted NFE-4 lazy-Euler pathwise error of the Gaussian approximation",
+        **rules,
+        "mu": "data",
+        "mu_rule": "per-pixel mean of the model's data (lazysi.numeric.zoo.mean_vector)",
+        "mu_mean_value": float(mu.mean()),
+        "grid": "uniform",
+        "spectrum": approx.summary,
+        "written_by": f"python benchmarks/sigma_study.py --rules-only {model}",
+    }
+    print(json.dumps({k: settings[k] for k in ("sigma_rms", "sigma_energy", "sigma_gauss_4", "sigma_gauss_8")}))
+    if write:
+        path = covlazy.lazy_settings_path(model)
+        path.write_text(json.dumps(settings, indent=1) + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=256, help="samples for the pathwise RMSE")
@@ -119,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="16 samples, fewer sigmas (smoke run)")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     ap.add_argument("--no-write-settings", action="store_true")
+    ap.add_argument("--rules-only", metavar="MODEL",
+                    help="only compute the spectrum rules (no sampling) for MODEL (e.g. mnist) and write its settings file")
     args = ap.parse_args(argv)
+    if args.rules_only:
+        return rules_only(args.rules_only, write=not args.no_write_settings)
     n = 16 if args.quick else args.n
     sigmas = (0.52, 2.0) if args.quick else SIGMAS
     t_start = time.perf_counter()
@@ -128,13 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     mu = mean_vector("mnist-gmm", provider, card)
     approx = covlazy.approx_for_model("mnist-gmm", provider, card, "full", floor=1e-12)
     d = approx.variances
-    rms = math.sqrt(float(d.sum()) / d.numel())
-    res: dict = {"model": "mnist-gmm", "n": n, "seed": args.seed, "spectrum": approx.summary, "sigma_rms": rms}
-    res["sigma_energy"] = argmin_log(lambda s: drift_energy(s, d))
+    res: dict = {"model": "mnist-gmm", "n": n, "seed": args.seed, "spectrum": approx.summary, **spectrum_rules(d)}
+    rms = res["sigma_rms"]
     res["energy"] = {f"{s:.3g}": drift_energy(s, d) for s in sorted(set(sigmas) | {res["sigma_energy"], rms})}
-    for steps in (4, 8):
-        g = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
-        res[f"sigma_gauss_{steps}"] = argmin_log(lambda s: float(predicted_rmse(s, d, g)))
     print(json.dumps({k: res[k] for k in ("sigma_rms", "sigma_energy", "sigma_gauss_4", "sigma_gauss_8")}), file=sys.stderr)
 
     idx = list(range(n))

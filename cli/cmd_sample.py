@@ -56,7 +56,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base seed (sample i uses (seed, i))")
     p.add_argument("--batch", type=int, default=64, help="samples per model call")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--sigma", type=float, default=None, help="lazy data scale (default: the card's data_rms_centred)")
+    p.add_argument("--sigma", type=float, default=None, help="lazy data scale (default: the model's .lazy.json settings file, else the card's data_rms_centred)")
     p.add_argument("--mu", default="data", help="centring mean: a number, or 'data' (per-coordinate data mean)")
     p.add_argument("--grid", default="uniform", choices=list(GRIDS), help="time grid")
     p.add_argument("--shift", type=float, default=3.0, help="shift of the 'shifted' grid")
@@ -146,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
         provider, card = load_model(args.model)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    sigma = float(card["data_rms_centred"]) if args.sigma is None else args.sigma
+    from lazysi.numeric.covlazy import resolve_sigma
+
+    sigma, sigma_source = resolve_sigma(args.model, card, args.sigma)
     if not (sigma > 0 and math.isfinite(sigma)):
         raise UsageError(f"--sigma must be positive and finite, got {sigma}")
     mu = _mu(args.mu, args.model, provider, card)
@@ -189,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         write_png(out / "samples.png", scatter_image(samples))
 
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
-    options.update({"sigma": sigma, "mu": args.mu, "mu_mean_value": float(mu.mean()), "data_shape": list(shape)})
+    options.update({"sigma": sigma, "sigma_source": sigma_source, "mu": args.mu, "mu_mean_value": float(mu.mean()), "data_shape": list(shape)})
     card_files = {p: h for p, h in card.get("loaded_from", {}).items()}
     card_json = next((p for p in card_files if p.endswith(".json")), None)
     record = run_record(options, card_json, {"seed": args.seed, "indices": [0, args.n],

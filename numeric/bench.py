@@ -92,12 +92,7 @@ def cached_reference(provider, model: str, indices: Sequence[int], seed: int, sh
 def _model_ctx(model: str, provider, card, sigma: float | None) -> dict[str, Any]:
     """Lazy-frame settings: ``sigma`` argument > the model's ``.lazy.json`` > the card's RMS."""
     settings = covlazy.lazy_settings(model)
-    if sigma is not None:
-        source = "argument"
-    elif "sigma" in settings:
-        sigma, source = float(settings["sigma"]), "lazy settings file"
-    else:
-        sigma, source = float(card["data_rms_centred"]), "card data_rms_centred"
+    sigma, source = covlazy.resolve_sigma(model, card, sigma)
     return {"sigma": sigma, "sigma_source": source, "mu": mean_vector(model, provider, card),
             "grid": settings.get("grid", "uniform"), "cov_grid": "vp",
             "approx": covlazy.approx_for_model(model, provider, card, "full")}

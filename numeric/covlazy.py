@@ -68,6 +68,7 @@ __all__ = [
     "approx_for_model",
     "lazy_settings",
     "lazy_settings_path",
+    "resolve_sigma",
     "make_cov_grid",
     "generate_cov",
 ]
@@ -279,6 +280,18 @@ def lazy_settings(name: str) -> dict[str, Any]:
     if path is None or not path.is_file():
         return {}
     return json.loads(path.read_text())
+
+
+def resolve_sigma(name: str, card: dict[str, Any], sigma: float | None = None) -> tuple[float, str]:
+    """The lazy data scale and where it came from: the ``sigma`` argument, else the model's
+    settings file (``sigma`` there: the spectrum rule of ``benchmarks/sigma_study.py``), else the
+    card's ``data_rms_centred``."""
+    if sigma is not None:
+        return float(sigma), "argument"
+    settings = lazy_settings(name)
+    if "sigma" in settings:
+        return float(settings["sigma"]), f"lazy settings file ({settings.get('sigma_rule', 'sigma').split(':')[0]})"
+    return float(card["data_rms_centred"]), "card data_rms_centred"
 
 
 # ----------------------------------------------------------------------------- sampling

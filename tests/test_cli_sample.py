@@ -42,7 +42,9 @@ def test_mnist_gmm_files_record_and_batch_invariance(tmp_path):
     assert (colour, w, h) == (0, 4 * 30 + 2, 3 * 30 + 2)  # 4 columns x 3 rows of 28 px + 2 px padding
     assert rec["nfe"] == 2 and rec["seconds"] > 0
     assert rec["options"]["sampler"] == "lazy-ode" and rec["options"]["batch"] == 5
-    assert rec["options"]["sigma"] == pytest.approx(json.loads((WEIGHTS_DIR / "mnist_gmm.json").read_text())["data_rms_centred"])
+    # default sigma: the settings file's spectrum rule (benchmarks/sigma_study.py), not the card's RMS
+    assert rec["options"]["sigma"] == pytest.approx(json.loads((WEIGHTS_DIR / "mnist_gmm.lazy.json").read_text())["sigma"])
+    assert rec["options"]["sigma_source"].startswith("lazy settings file")
     assert len(rec["model_card"]["sha256"]) == 64 and rec["seeds"]["seed"] == 3
     assert "torch" in rec["packages"]
     c, _ = _sample(tmp_path, "c", *args[:-1], "4", "--batch", "12")
