@@ -4,6 +4,7 @@ classifier assigns a class with confidence >= 0.9, plus the class histogram and 
 Command (recorded in BENCHMARKS.md):
     python benchmarks/mnist_quality.py --sampler rk4 --steps 12 --n 1000
     python benchmarks/mnist_quality.py --sampler lazy-ode --steps 4 --n 1000
+    python benchmarks/mnist_quality.py --sampler lazy-cov-pc --steps 4 --n 1000
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 
 import lazysi.numeric as numeric_pkg
 from lazysi.cmd_sample import image_grid, write_png
+from lazysi.numeric.covlazy import COV_SAMPLERS, approx_for_model, generate_cov, resolve_sigma
 from lazysi.numeric.lazy import sample
 from lazysi.numeric.models import load_checkpoint
 from lazysi.numeric.zoo import load_model, mean_vector
@@ -32,13 +34,25 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--sigma", type=float, default=None,
+                    help="lazy data scale (default: numeric/weights/mnist_flow.lazy.json, else the card's RMS)")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     provider, card = load_model("mnist")
+    sigma, sigma_source = resolve_sigma("mnist", card, args.sigma)
     t0 = time.perf_counter()
-    x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, (1, 28, 28), batch=args.batch,
-                    sigma=float(card["data_rms_centred"]), mu=mean_vector("mnist", provider, card),
-                    dtype=torch.float32)
+    if args.sampler in COV_SAMPLERS:
+        approx = approx_for_model("mnist", provider, card)
+        parts, nfe = [], 0
+        for lo in range(0, args.n, args.batch):
+            xb, nfe = generate_cov(provider, args.sampler, args.steps, range(lo, min(args.n, lo + args.batch)), args.seed,
+                                   (1, 28, 28), approx, sigma=sigma, dtype=torch.float32)
+            parts.append(xb)
+        x = torch.cat(parts)
+    else:
+        x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, (1, 28, 28), batch=args.batch,
+                        sigma=sigma, mu=mean_vector("mnist", provider, card), dtype=torch.float32)
     seconds = time.perf_counter() - t0
     clf, _ = load_checkpoint(Path(numeric_pkg.__file__).resolve().parent / "weights" / "mnist_classifier")
     with torch.no_grad():
@@ -47,6 +61,7 @@ def main() -> None:
     share = float((conf >= args.threshold).float().mean())
     result = {
         "sampler": args.sampler, "steps": args.steps, "nfe": nfe, "n": args.n, "seed": args.seed,
+        "sigma": sigma, "sigma_source": sigma_source,
         "training_steps": card.get("training_steps"), "threshold": args.threshold,
         "share_confident": share, "class_histogram": np.bincount(label.numpy(), minlength=10).tolist(),
         "mean_confidence": float(conf.mean()), "seconds": round(seconds, 1),
