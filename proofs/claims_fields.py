@@ -15,6 +15,7 @@ import mpmath
 import sympy as sp
 
 from lazysi.numeric.gaussian import mp_mixture_fields, mp_mixture_log_density
+from lazysi.symbolic.cache import reduced
 from lazysi.symbolic.families import family
 from lazysi.symbolic.fields import ALPHA, BETA, D, M, X, gaussian_fields
 from lazysi.symbolic.lazy import generic_schedule
@@ -72,7 +73,7 @@ def _c1_symbolic(ctx: Context) -> SymbolicOutcome:
     gs = generic_schedule()
     details = []
     # consistency x = alpha eta_Z + beta eta_X (per component, hence for any mixture: both linear)
-    res_c = sp.simplify(ALPHA * g.eta_z + BETA * g.eta_x - X)
+    res_c = reduced(ALPHA * g.eta_z + BETA * g.eta_x - X)
     # Tweedie: d/dx log p = -eta_Z / alpha for a two-component mixture (w p1 + (1 - w) p2)
     w = sp.Symbol("w", positive=True)
     m2, d2 = sp.Symbol("m2", real=True), sp.Symbol("d2", positive=True)
@@ -81,12 +82,12 @@ def _c1_symbolic(ctx: Context) -> SymbolicOutcome:
     ez2 = g.eta_z.xreplace({M: m2, D: d2})
     mix = w * p1 + (1 - w) * p2
     post_ez = (w * p1 * g.eta_z + (1 - w) * p2 * ez2) / mix
-    res_t = sp.cancel(sp.together(sp.diff(sp.log(mix), X) + post_ez / ALPHA))
+    res_t = reduced(sp.diff(sp.log(mix), X) + post_ez / ALPHA, "cancel-together")
     # velocity b = alpha_dot eta_Z + beta_dot eta_X solves the continuity equation of p_t
     sub = {ALPHA: gs.alpha, BETA: gs.beta}
     p = sp.exp(g.log_density.xreplace(sub))
     b = gs.alpha_dot * g.eta_z.xreplace(sub) + gs.beta_dot * g.eta_x.xreplace(sub)
-    res_v = sp.cancel(sp.together(sp.expand((sp.diff(p, t) + sp.diff(b * p, X)) / p)))
+    res_v = reduced((sp.diff(p, t) + sp.diff(b * p, X)) / p, "cancel-together-expand")
     details = f"consistency {res_c}, Tweedie (2-component mixture) {res_t}, continuity equation {res_v}"
     ok = res_c == 0 and res_t == 0 and res_v == 0
     return SymbolicOutcome("proved" if ok else "failed", details)
@@ -143,13 +144,13 @@ def _c2_symbolic(ctx: Context) -> SymbolicOutcome:
     eta_z = (X - gs.beta * ex) / gs.alpha
     s = -eta_z / gs.alpha
     b = gs.alpha_dot * eta_z + gs.beta_dot * ex
-    res_b = sp.simplify(b - (gs.beta_dot / gs.beta * X + gs.eps_star * s))
-    res_d = sp.simplify((b + eps * s) - (gs.beta_dot / gs.beta * X + (gs.eps_star + eps) * s))
-    res_l = sp.simplify(gs.eps_star - gs.alpha**2 * gs.lam_dot)
+    res_b = reduced(b - (gs.beta_dot / gs.beta * X + gs.eps_star * s))
+    res_d = reduced((b + eps * s) - (gs.beta_dot / gs.beta * X + (gs.eps_star + eps) * s))
+    res_l = reduced(gs.eps_star - gs.alpha**2 * gs.lam_dot)
     es = sp.Symbol("eps_star", positive=True)
     kl = (es + eps) ** 2 / eps
     crit = sp.solve(sp.diff(kl, eps), eps)
-    second = sp.simplify(sp.diff(kl, eps, 2).subs(eps, es))
+    second = reduced(sp.diff(kl, eps, 2).subs(eps, es))
     ok = res_b == 0 and res_d == 0 and res_l == 0 and crit == [es] and second.is_positive
     return SymbolicOutcome(
         "proved" if ok else "failed",
@@ -200,14 +201,14 @@ def _c3_symbolic(ctx: Context) -> SymbolicOutcome:
     parts, ok = [], True
     for name in STANDARD:
         s = family(name).bound
-        ratio = endpoint_limit(sp.simplify(s.eps_star / (s.beta_dot / s.beta)), 0)
+        ratio = endpoint_limit(reduced(s.eps_star / (s.beta_dot / s.beta)), 0)
         lim = endpoint_limit(s.eps_star, 0)
         ok &= ratio == 1 and lim == sp.oo
         parts.append(f"{name}: eps*/(beta_dot/beta) -> {ratio}, eps* -> {lim}")
     sig = sp.Symbol("sigma", positive=True)
     pm = family("point-mass")
-    lim_pm = endpoint_limit(sp.simplify(pm.eps_star), 0)
-    ok &= lim_pm.is_finite is True and sp.simplify(lim_pm - sig**2 / 2) == 0
+    lim_pm = endpoint_limit(reduced(pm.eps_star), 0)
+    ok &= lim_pm.is_finite is True and reduced(lim_pm - sig**2 / 2) == 0
     parts.append(f"point-mass: eps* -> {lim_pm}")
     return SymbolicOutcome("proved" if ok else "failed", "; ".join(parts))
 
@@ -259,9 +260,9 @@ def _c7_symbolic(ctx: Context) -> SymbolicOutcome:
     for target, eta in ((xs, g.eta_x), (zs, g.eta_z)):
         err = target - eta.xreplace({X: ii})
         for k in (0, 1):
-            residuals.append(sp.simplify(expect(sp.together(err * ii**k) * (ALPHA**2 + BETA**2 * D)) / (ALPHA**2 + BETA**2 * D)))
-    var_i = sp.simplify(expect((ii - BETA * M) ** 2))
-    res_var = sp.simplify(var_i - g.var)
+            residuals.append(reduced(expect(sp.together(err * ii**k) * (ALPHA**2 + BETA**2 * D)) / (ALPHA**2 + BETA**2 * D)))
+    var_i = reduced(expect((ii - BETA * M) ** 2))
+    res_var = reduced(var_i - g.var)
     ok = all(r == 0 for r in residuals) and res_var == 0
     return SymbolicOutcome(
         "proved" if ok else "failed",

@@ -12,6 +12,7 @@ import random
 import mpmath
 import sympy as sp
 
+from lazysi.symbolic.cache import reduced
 from lazysi.symbolic.families import family
 from lazysi.symbolic.fields import X
 from lazysi.symbolic.lazy import B, MU, NU, SIGMA, derive_lazy, gaussian_drift, generic_schedule, lazy_condition, point_mass_sde
@@ -88,10 +89,10 @@ register(Claim("C8", "lazy condition: for X ~ N(0, sigma^2 I), b + eps s = 0 ide
 # ------------------------------------------------------------------------------------ C9-C11
 def _c9_symbolic(ctx: Context) -> SymbolicOutcome:
     der = derive_lazy("zero", 1)
-    res = sp.simplify(der.alpha_sq + SIGMA**2 * B**2 - 1)
+    res = reduced(der.alpha_sq + SIGMA**2 * B**2 - 1)
     vp = family("vp")
-    same = sp.simplify(der.schedule.alpha - vp.alpha) == 0 and sp.simplify(der.schedule.beta - vp.beta) == 0
-    ok = res == 0 and same and sp.simplify(der.schedule.data_scale - SIGMA) == 0 and not der.point_mass
+    same = reduced(der.schedule.alpha - vp.alpha) == 0 and reduced(der.schedule.beta - vp.beta) == 0
+    ok = res == 0 and same and reduced(der.schedule.data_scale - SIGMA) == 0 and not der.point_mass
     return SymbolicOutcome("proved" if ok else "failed",
                            f"ODE {der.ode}, solution {der.general}, {der.boundary}: alpha^2 = {der.alpha_sq}; alpha^2 + sigma^2 beta^2 - 1 = {res}; "
                            f"beta_1 = 1/sigma; schedule = vp family: {same}")
@@ -111,12 +112,12 @@ register(Claim("C9", "deterministic lazy => variance preserving: eps = 0 gives a
 def _c10_symbolic(ctx: Context) -> SymbolicOutcome:
     der = derive_lazy("optimal", 1, nu=1)
     a2 = der.alpha_sq.subs(NU, 1)
-    res = sp.simplify(a2 - SIGMA**2 * B * (1 - B))
-    invariant = sp.simplify(a2 / B + SIGMA**2 * B)  # alpha^2/beta + sigma^2 beta: constant
+    res = reduced(a2 - SIGMA**2 * B * (1 - B))
+    invariant = reduced(a2 / B + SIGMA**2 * B)  # alpha^2/beta + sigma^2 beta: constant
     sch = der.schedule.bound
-    eps_t = sp.simplify(sch.eps_star)
+    eps_t = reduced(sch.eps_star)
     pm = family("point-mass", sigma=1).bound
-    same = sp.simplify(sch.alpha**2 - pm.alpha**2) == 0 and sch.beta == pm.beta
+    same = reduced(sch.alpha**2 - pm.alpha**2) == 0 and sch.beta == pm.beta
     ok = res == 0 and not invariant.has(B) and der.point_mass and same and eps_t == sp.Rational(1, 2)
     return SymbolicOutcome("proved" if ok else "failed",
                            f"alpha^2 = {a2}; minus sigma^2 beta(1-beta): {res}; alpha^2/beta + sigma^2 beta = {invariant}; point mass {der.point_mass}; "
@@ -139,7 +140,7 @@ register(Claim("C10", "optimal lazy => point mass: eps = eps* gives alpha^2 = si
 
 def _c11_symbolic(ctx: Context) -> SymbolicOutcome:
     der = derive_lazy("optimal", 1)  # nu symbolic (positive)
-    res = sp.simplify(der.alpha_sq - SIGMA**2 * (B ** (2 * NU / (1 + NU)) - B**2))
+    res = reduced(der.alpha_sq - SIGMA**2 * (B ** (2 * NU / (1 + NU)) - B**2))
     at0 = sp.limit(der.alpha_sq, B, 0, dir="+")
     ok = res == 0 and at0 == 0 and der.point_mass
     return SymbolicOutcome("proved" if ok else "failed",
@@ -167,8 +168,8 @@ def _c12_symbolic(ctx: Context) -> SymbolicOutcome:
     sch = Schedule("point-mass-generic", SIGMA * sp.sqrt(beta * (1 - beta)), beta)
     out = point_mass_sde(sch)
     bd = sp.diff(beta, t)
-    r1 = sp.simplify(out["drift_gain"] - bd / (1 - beta))
-    r2 = sp.simplify(out["eps_star"] - SIGMA**2 * bd / 2)
+    r1 = reduced(out["drift_gain"] - bd / (1 - beta))
+    r2 = reduced(out["eps_star"] - SIGMA**2 * bd / 2)
     ok = r1 == 0 and r2 == 0
     return SymbolicOutcome("proved" if ok else "failed",
                            f"alpha^2 = sigma^2 beta(1-beta), generic beta(t): b + eps* s = kappa (eta_X - x) with kappa - beta_dot/(1-beta) = {r1}; "
@@ -207,12 +208,12 @@ def _c13_symbolic(ctx: Context) -> SymbolicOutcome:
     ode = derive_lazy("zero", 1).schedule  # symbolic sigma (the parameter symbol)
     pm = derive_lazy("optimal", 1, nu=1).schedule
     sde = Schedule("lazy-sde", pm.alpha.subs(NU, 1), pm.beta)
-    d_ode = sp.simplify(gaussian_drift(ode, 0))
-    d_sde = sp.simplify(gaussian_drift(sde, sde.eps_star))
-    noise2 = sp.simplify(2 * sde.eps_star)
-    var_it = sp.simplify(sde.alpha**2 + SIGMA**2 * sde.beta**2)
+    d_ode = reduced(gaussian_drift(ode, 0))
+    d_sde = reduced(gaussian_drift(sde, sde.eps_star))
+    noise2 = reduced(2 * sde.eps_star)
+    var_it = reduced(sde.alpha**2 + SIGMA**2 * sde.beta**2)
     var_path = sp.integrate(noise2, (t, 0, t))
-    ok = d_ode == 0 and d_sde == 0 and not noise2.has(t) and sp.simplify(var_it - var_path) == 0
+    ok = d_ode == 0 and d_sde == 0 and not noise2.has(t) and reduced(var_it - var_path) == 0
     return SymbolicOutcome("proved" if ok else "failed",
                            f"ODE drift {d_ode}; SDE drift {d_sde}, noise^2 = {noise2} (constant); Var I_t = {var_it} = int_0^t noise^2 = {var_path}")
 
@@ -279,13 +280,13 @@ def _c14_symbolic(ctx: Context) -> SymbolicOutcome:
 
     gs = generic_schedule()
     eps_lazy = sp.diff(gs.alpha**2 + SIGMA**2 * gs.beta**2, t) / 2
-    res = sp.simplify(gaussian_drift(gs, eps_lazy, SIGMA**2, MU) - gs.beta_dot * MU)
+    res = reduced(gaussian_drift(gs, eps_lazy, SIGMA**2, MU) - gs.beta_dot * MU)
     from lazysi.symbolic.fields import BETA
 
     g = gaussian_fields()
     xp = sp.Symbol("x_c", real=True)
     centred = g.eta_x.xreplace({M: MU, X: xp + BETA * MU}) - MU  # any variance d, any schedule
-    res_c = sp.simplify(centred - g.eta_x.xreplace({M: 0, X: xp}))
+    res_c = reduced(centred - g.eta_x.xreplace({M: 0, X: xp}))
     ok = res == 0 and res_c == 0
     return SymbolicOutcome("proved" if ok else "failed",
                            f"N(mu, sigma^2), eps = v_dot/2: b + eps s - beta_dot mu = {res} (constant drift mu when beta = t); "
@@ -333,7 +334,7 @@ def _c15_symbolic(ctx: Context) -> SymbolicOutcome:
     conds = [sp.numer(sp.together(gaussian_drift(gs, eps, d).subs(sp.Derivative(gs.beta, t), bd))) for d in (d1, d2)]
     conds = [sp.Poly(c, X).coeffs()[0] for c in conds]  # drift is linear in x: its coefficient must vanish
     sol = sp.solve(conds, [eps, bd], dict=True)
-    ok = len(sol) == 1 and sp.simplify(sol[0][bd]) == 0
+    ok = len(sol) == 1 and reduced(sol[0][bd]) == 0
     return SymbolicOutcome("proved" if ok else "failed",
                            f"lazy in two directions with d1 != d2 forces {sol}: beta_dot = 0, so beta is constant, contradicting beta_0 = 0, beta_1 = 1")
 

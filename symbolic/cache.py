@@ -32,8 +32,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.printing.repr import ReprPrinter
 
-__all__ = ["cache_root", "cache_enabled", "source_fingerprint", "expr_from_srepr", "Store", "CacheFormatError"]
+__all__ = ["cache_root", "cache_enabled", "source_fingerprint", "dumps", "expr_from_srepr", "Store", "CacheFormatError",
+           "reduced"]
 
 
 def cache_root() -> Path:
@@ -62,6 +65,24 @@ def source_fingerprint(scope: str = "symbolic") -> str:
     return h.hexdigest()
 
 
+# ------------------------------------------------------------------------- text form
+class _Printer(ReprPrinter):
+    """``srepr`` plus the assumptions of undefined functions (``Function('alpha', positive=True)``),
+    which plain ``srepr`` drops although they are part of the object (``Function('f') !=
+    Function('f', positive=True)``)."""
+
+    def _print_FunctionClass(self, expr):
+        if issubclass(expr, AppliedUndef) and getattr(expr, "_kwargs", None):
+            kw = ", ".join(f"{k}={v!r}" for k, v in sorted(expr._kwargs.items()) if isinstance(v, bool))
+            return f"Function({expr.__name__!r}, {kw})"
+        return super()._print_FunctionClass(expr)
+
+
+def dumps(expr: sp.Basic) -> str:
+    """The exact text form of a sympy object (``srepr`` with function assumptions)."""
+    return _Printer().doprint(expr)
+
+
 # ------------------------------------------------------------------------- safe read-back
 class CacheFormatError(ValueError):
     """Stored text is not a plain ``srepr`` of whitelisted sympy constructors."""
@@ -80,6 +101,8 @@ def _allowed(name: str):
         from sympy.functions.elementary.piecewise import ExprCondPair
 
         return ExprCondPair
+    if name == "AccumulationBounds":  # exported as AccumBounds (limits of oscillating expressions)
+        return sp.AccumBounds
     if name.startswith("_") or not hasattr(sp, name):
         return None
     obj = getattr(sp, name)
@@ -88,6 +111,9 @@ def _allowed(name: str):
     if isinstance(obj, sp.Basic):
         return obj
     return None
+
+
+_NO_EVAL = (sp.Pow, sp.core.function.Application, sp.Derivative, sp.core.relational.Relational)
 
 
 def _const(node: ast.AST):
@@ -134,6 +160,10 @@ def _build(node: ast.AST):
                 args.append(_build(a))
         if any(isinstance(v, str) for v in kwargs.values()) and name != "Float":
             raise CacheFormatError(f"string keyword not allowed for {name}")
+        if isinstance(cls, type) and issubclass(cls, _NO_EVAL) and cls is not sp.Function and "evaluate" not in kwargs:
+            # rebuild the stored (canonical) tree as it is: re-evaluating it is not always idempotent,
+            # e.g. sqrt(2*sqrt(3)/3)
+            kwargs["evaluate"] = False
         return cls(*args, **kwargs)
     if isinstance(node.func, ast.Call):  # Function('tau')(Symbol('s'))
         f = _build(node.func)
@@ -146,8 +176,9 @@ def _build(node: ast.AST):
 
 
 def expr_from_srepr(text: str) -> sp.Basic:
-    """Rebuild a sympy object from its ``srepr`` without ``eval``; the result must print back
-    to exactly ``text`` (else :class:`CacheFormatError`)."""
+    """Rebuild a sympy object from its text form (:func:`dumps`, i.e. ``srepr`` with function
+    assumptions) without ``eval``; the result must print back to exactly ``text`` (else
+    :class:`CacheFormatError`)."""
     if not isinstance(text, str) or len(text) > 2_000_000:
         raise CacheFormatError("stored expression is not a string of sane length")
     try:
@@ -160,7 +191,7 @@ def expr_from_srepr(text: str) -> sp.Basic:
         raise
     except Exception as exc:  # a whitelisted constructor rejected its arguments
         raise CacheFormatError(f"constructor failed: {type(exc).__name__}: {exc}") from None
-    if not isinstance(obj, sp.Basic) or sp.srepr(obj) != text:
+    if not isinstance(obj, sp.Basic) or dumps(obj) != text:
         raise CacheFormatError("read-back does not reproduce the stored srepr")
     return obj
 
@@ -186,7 +217,7 @@ class Store:
 
     @staticmethod
     def key(*parts: object) -> str:
-        text = "\x1f".join(sp.srepr(p) if isinstance(p, sp.Basic) else repr(p) for p in parts)
+        text = "\x1f".join(dumps(p) if isinstance(p, sp.Basic) else repr(p) for p in parts)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _load(self) -> dict[str, dict[str, str]]:
@@ -219,7 +250,7 @@ class Store:
         attribute, e.g. the assumptions of an undefined function)."""
         if not cache_enabled():
             return False
-        entry = {k: sp.srepr(v) for k, v in objects.items()}
+        entry = {k: dumps(v) for k, v in objects.items()}
         try:
             if any(expr_from_srepr(text) != objects[k] for k, text in entry.items()):
                 return False
@@ -252,3 +283,28 @@ class Store:
                     old.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+# ------------------------------------------------------------------------- cached reductions
+_REDUCERS = {
+    "simplify": sp.simplify,
+    "cancel-together": lambda e: sp.cancel(sp.together(e)),
+    "cancel-together-expand": lambda e: sp.cancel(sp.together(sp.expand(e))),
+}
+_REDUCED = Store("reduced", scope="sympy")
+
+
+def reduced(expr: sp.Expr, how: str = "simplify") -> sp.Expr:
+    """``simplify(expr)`` (or another sympy rewriting named by ``how``: ``cancel-together``,
+    ``cancel-together-expand``), remembered on disk under the expression and the sympy version.
+    The stored result is the rewriting sympy produced for exactly this input: mathematically
+    equal to ``expr``, so using it can never change a verdict."""
+    if how not in _REDUCERS:
+        raise ValueError(f"unknown reduction {how!r}; known: {', '.join(_REDUCERS)}")
+    key = _REDUCED.key("reduced", how, expr)
+    hit = _REDUCED.get(key)
+    if hit is not None and "value" in hit:
+        return hit["value"]
+    value = _REDUCERS[how](expr)
+    _REDUCED.put(key, {"value": value})
+    return value

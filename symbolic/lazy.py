@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import sympy as sp
 
+from .cache import Store
 from .expr import ExpressionError, param_symbol, parse_expression
 from .fields import ALPHA, BETA, D, M, X, gaussian_fields
 from .schedule import Param, Schedule, as_number, t
@@ -131,9 +132,23 @@ def _nonneg_sqrt(expr: sp.Expr) -> sp.Expr:
     return best
 
 
+_RULES = Store("lazy_rules")
+
+
 @lru_cache(maxsize=16)
 def _solve_rule(rule: str) -> tuple[sp.Expr, sp.Eq, sp.Eq]:
-    """ODE in A(b) for ``rule`` (``zero`` / ``optimal`` with symbolic nu) and its general solution."""
+    """ODE in A(b) for ``rule`` (``zero`` / ``optimal`` with symbolic nu) and its general solution
+    (derived once per source version and kept in the disk cache, :mod:`lazysi.symbolic.cache`)."""
+    key = _RULES.key("lazy-rule", rule)
+    stored = _RULES.get(key)
+    if stored is not None and set(stored) == {"eps_rule", "ode", "general"}:
+        return stored["eps_rule"], stored["ode"], stored["general"]
+    eps_rule, ode, general = _derive_rule(rule)
+    _RULES.put(key, {"eps_rule": eps_rule, "ode": ode, "general": general})
+    return eps_rule, ode, general
+
+
+def _derive_rule(rule: str) -> tuple[sp.Expr, sp.Eq, sp.Eq]:
     g = generic_schedule()
     eps_lazy, residual = lazy_condition()
     if residual != 0:

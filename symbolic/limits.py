@@ -10,11 +10,14 @@ from functools import lru_cache
 
 import sympy as sp
 
+from .cache import Store
 from .expr import time_symbol
 
 __all__ = ["endpoint_limit", "is_finite_number", "endpoint_value"]
 
 _BAD = (sp.nan, sp.zoo, sp.oo, -sp.oo)
+#: sympy ``limit`` results, kept on disk (:mod:`lazysi.symbolic.cache`)
+_LIMITS = Store("limits")
 
 
 def is_finite_number(value: sp.Expr) -> bool:
@@ -37,9 +40,16 @@ def _limit_cached(expr: sp.Expr, var: sp.Symbol, end: int) -> sp.Expr:
         return sp.nsimplify(value) if value.is_Float else value
     # Approach the endpoint through a fresh positive symbol h -> 0+ (t = h or t = 1 - h): sympy's
     # limit with dir='-' on a symbol carrying assumptions has returned wrong signs.
+    key = _LIMITS.key("endpoint-limit", expr, var, end)
+    hit = _LIMITS.get(key)
+    if hit is not None and "value" in hit:
+        return hit["value"]
     h = sp.Dummy("h", positive=True)
     moved = expr.xreplace({var: h if end == 0 else 1 - h})
-    return sp.limit(moved, h, 0, dir="+")
+    value = sp.limit(moved, h, 0, dir="+")
+    if not value.has(h):
+        _LIMITS.put(key, {"value": value})
+    return value
 
 
 def endpoint_limit(expr: sp.Expr, end: int, var: sp.Symbol | None = None) -> sp.Expr:
