@@ -228,13 +228,23 @@ def _classifier_features(card) -> Callable[[torch.Tensor], torch.Tensor] | None:
 
 def _run_sharded(args, provider, card, shape, sigma, mu, dtype) -> int:
     """Sharded (optionally multi-process) sampling through :func:`lazysi.numeric.distributed.run_sharded`."""
+    from lazysi.numeric.covlazy import COV_SAMPLERS, approx_for_model, generate_cov
     from lazysi.numeric.distributed import run_sharded
     from lazysi.numeric.lazy import generate
 
-    def generate_fn(indices: list[int]) -> torch.Tensor:
-        x, _ = generate(provider, args.sampler, args.steps, indices, args.seed, shape, sigma=sigma, mu=mu,
-                        grid=args.grid, shift=args.shift, dtype=dtype, device=args.device)
-        return x.float().cpu()
+    if args.sampler in COV_SAMPLERS:
+        approx = approx_for_model(args.model, provider, card)
+
+        def generate_fn(indices: list[int]) -> torch.Tensor:
+            x, _ = generate_cov(provider, args.sampler, args.steps, indices, args.seed, shape, approx,
+                                grid="vp" if args.grid == "uniform" else args.grid, sigma=sigma, shift=args.shift,
+                                dtype=dtype, device=args.device)
+            return x.float().cpu()
+    else:
+        def generate_fn(indices: list[int]) -> torch.Tensor:
+            x, _ = generate(provider, args.sampler, args.steps, indices, args.seed, shape, sigma=sigma, mu=mu,
+                            grid=args.grid, shift=args.shift, dtype=dtype, device=args.device)
+            return x.float().cpu()
 
     card_json = next((p for p in card.get("loaded_from", {}) if p.endswith(".json")), None)
     return run_sharded(args, generate_fn, features=_classifier_features(card), model_card_path=card_json)
