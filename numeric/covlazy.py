@@ -40,6 +40,7 @@ Grids (in the training time t): ``uniform``, ``lambda``, ``edm``, ``shifted`` (a
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -50,6 +51,7 @@ from typing import Any
 import sympy as sp
 import torch
 
+from lazysi.symbolic.cache import Store
 from lazysi.symbolic.codegen import compile_module, render_module
 from lazysi.symbolic.fields import ALPHA, BETA, D, gaussian_fields
 from lazysi.symbolic.schedule import Schedule, t
@@ -90,7 +92,23 @@ KERNEL_NAMES = ("phi", "k", "F", "G", "H")
 
 # ----------------------------------------------------------------------------- derivation
 
+_DERIVED = Store("cov_kernels")
+
+
 def derive_kernels(schedule: Schedule) -> dict[str, sp.Expr]:
+    """:func:`_derive_kernels`, kept in the disk cache (:mod:`lazysi.symbolic.cache`) under the
+    schedule and the source of this module (which the ``symbolic`` fingerprint does not cover)."""
+    bound = schedule.bound
+    key = _DERIVED.key("cov-kernels", bound.alpha, bound.beta, hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
+    stored = _DERIVED.get(key)
+    if stored is not None and set(stored) == set(KERNEL_NAMES):
+        return stored
+    exprs = _derive_kernels(schedule)
+    _DERIVED.put(key, exprs)
+    return exprs
+
+
+def _derive_kernels(schedule: Schedule) -> dict[str, sp.Expr]:
     """Per-direction kernels in ``t`` and ``D`` for ``schedule`` (bound parameters), derived from
     the Gaussian field gains: ``k = alpha_dot g_Z + beta_dot g_X``, ``phi = exp(int k)``,
     ``F = int 1/phi``, ``G = int t/phi``, ``H = int t^2/phi``. Raises NotImplementedError where sympy finds no closed
