@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
             "batch_size": args.batch_size,
             "lr": args.lr,
             "lr_warmup_steps": args.warmup,
-            "lr_schedule": schedules,
+            "lr_schedule": schedules[:-1] + [this_run_schedule()],
             "weight_decay": args.weight_decay,
             "optimizer": "AdamW(betas=(0.9, 0.999))",
             "precision": "bf16 autocast (CPU), fp32 master weights" if args.precision == "bf16" else "fp32",
@@ -265,15 +265,18 @@ def main(argv: list[str] | None = None) -> None:
             save_png_grid(euler_sample(ema, preview_noise, args.preview_steps), p_png)
         print(f"checkpoint at step {step} -> {p_ema} ({time.time() - tc:.1f}s)", flush=True)
 
+    def this_run_schedule() -> str:
+        if args.cosine_steps > 0:
+            return (f"steps {run_start_step}-{step}: cosine {args.lr:g} -> {args.lr * args.min_lr_frac:g} over "
+                    f"{args.cosine_steps} steps from step {run_start_step}")
+        return f"steps {run_start_step}-{step}: constant {args.lr:g} (warm-up {args.warmup} steps)"
+
     print(f"UNet {n_params:,} params; data {tuple(data.shape)} mean {data_mean:.4f} std {data_std:.4f}; "
           f"precision {args.precision}; budget {args.minutes} min / {args.max_steps} steps", flush=True)
 
     deadline = t_start + 60.0 * args.minutes
     run_start_step = step
-    if args.cosine_steps > 0:
-        schedules.append(f"steps {step}-{step + args.cosine_steps}: cosine {args.lr:g} -> {args.lr * args.min_lr_frac:g}")
-    else:
-        schedules.append(f"from step {step}: constant {args.lr:g} (warm-up {args.warmup} steps)")
+    schedules.append("")  # this run's entry, rewritten at every checkpoint with the steps actually done
     next_ckpt = time.time() + 60.0 * args.checkpoint_minutes
     perm = torch.randperm(n_data, generator=gen)
     pos = 0
