@@ -33,6 +33,10 @@ Variation of constants per direction, exact::
   quadratic through ``t_{k-1}, t_k, t_{k+1}`` (needs ``H = int t^2 dt / phi``): UniPC's
   predictor-corrector idea in the Gaussian frame, at the same NFE (order 3 in the measurements,
   ``tests/test_covlazy.py``); below 15 steps its final step is first order (``lower_order_final``).
+* ``lazy-cov-pcd``: ``lazy-cov-pc`` whose last step returns the model's data prediction ``eta_X``
+  at the last evaluation (``denoise_final``), as Euler's last step does on the linear schedule:
+  on the MNIST U-Net it removes the background speckle that integrating the residual to t = 1
+  leaves (classifier-FID at NFE 4: 123 -> 27.5). Exact on Gaussians except for that last step.
 
 Grids (in the training time t): ``uniform``, ``lambda``, ``edm``, ``shifted`` (as
 :func:`lazysi.numeric.lazy.make_grid`), and ``vp`` = ``tau(s_k)`` of a uniform grid in the time
@@ -80,9 +84,10 @@ COV_SAMPLERS = {
     "lazy-cov2": "2-step exponential Adams-Bashforth in the eigenbasis of a Gaussian approximation",
     "lazy-cov-pc": "exponential AB2 predictor + 3-point exponential corrector (UniPC-style, same NFE) "
                    "in the eigenbasis of a Gaussian approximation",
+    "lazy-cov-pcd": "lazy-cov-pc whose last step returns the data prediction eta_X (denoised, no extra NFE)",
 }
 #: sampler name -> cov_lazy_solve method
-COV_METHODS = {"lazy-cov": "euler", "lazy-cov2": "ab2", "lazy-cov-pc": "pc"}
+COV_METHODS = {"lazy-cov": "euler", "lazy-cov2": "ab2", "lazy-cov-pc": "pc", "lazy-cov-pcd": "pc"}
 COV_GRIDS = ("vp", "uniform", "lambda", "edm", "shifted")
 APPROX_KINDS = ("full", "lowrank", "diag")
 #: variances below this are raised to it (constant pixels: a zero variance would make F infinite)
@@ -340,7 +345,8 @@ def _velocity(provider: FieldProvider, tv: torch.Tensor, x: torch.Tensor) -> tor
 
 
 def cov_lazy_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.Tensor, x0: torch.Tensor,
-                   order: int = 1, method: str | None = None, lower_order_final: bool = False) -> torch.Tensor:
+                   order: int = 1, method: str | None = None, lower_order_final: bool = False,
+                   denoise_final: bool = False) -> torch.Tensor:
     """Integrate the model's probability-flow ODE from ``x0`` (at ``grid[0]``) to ``grid[-1]`` with
     the Gaussian part exact and the residual ``r`` by
 
@@ -356,6 +362,12 @@ def cov_lazy_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.
 
     ``lower_order_final``: the last step (never corrected) uses the exponential Euler predictor
     instead of AB2 -- at few steps the extrapolated residual overshoots near the data end.
+
+    ``denoise_final``: the last step returns the model's data prediction ``eta_X`` at the last
+    evaluation (recovered from its velocity ``b``: ``(alpha b - alpha_dot x)/(alpha beta_dot -
+    alpha_dot beta)``; no extra evaluation) instead of integrating to the end -- what Euler's last
+    step amounts to on the linear schedule. Not exact on Gaussian data any more (the mean instead
+    of the sample along the last step).
 
     One model evaluation per step, never at ``grid[-1]``. ``x0``: (B, *shape) in the model's
     coordinates."""
@@ -387,8 +399,11 @@ def cov_lazy_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.
             perp = perp * coef("k", tv, drest).to(dtype)
         return sch.beta_dot(tv).to(dtype) * mu + ap.join(w, perp)
 
+    last_b: list[torch.Tensor] = []  # the velocity of the latest evaluation (for denoise_final)
+
     def residual(tv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         b = _velocity(provider, tv, x.reshape(shape)).reshape(shape[0], -1)
+        last_b[:] = [b]
         return b - gaussian_velocity(tv, x)
 
     def step(x: torch.Tensor, t0, t1, r0: torch.Tensor, d1: torch.Tensor | None, d2: torch.Tensor | None,
@@ -425,7 +440,12 @@ def cov_lazy_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.
         f0, f1 = float(t0), float(t1)
         d_back = (r - prev[1]) / (f0 - prev[0]) if prev is not None else None
         plain = method == "euler" or (lower_order_final and i + 1 == n_steps)
-        x_new = step(x, t0, t1, r, None if plain else d_back, None, 0.0, 0.0)
+        if denoise_final and i + 1 == n_steps:
+            # eta_X = (alpha b - alpha_dot x) / (alpha beta_dot - alpha_dot beta) from the latest velocity
+            al, ad, be, bd = (f(t0).to(dtype) for f in (sch.alpha, sch.alpha_dot, sch.beta, sch.beta_dot))
+            x_new = (al * last_b[0] - ad * x) / (al * bd - ad * be)
+        else:
+            x_new = step(x, t0, t1, r, None if plain else d_back, None, 0.0, 0.0)
         if not torch.isfinite(x_new).all():
             raise FloatingPointError(f"non-finite value at step {i} (t = {f0!r} -> {f1!r})")
         if i + 1 < n_steps:
@@ -468,5 +488,6 @@ def generate_cov(provider: FieldProvider, sampler: str, steps: int, indices: Seq
     # lazy-cov-pc: first-order final step below 15 steps, as diffusers' DPM-Solver/UniPC
     # ``lower_order_final`` (measured on mnist-gmm: NFE 4 RMSE 0.165 -> 0.106, NFE 8 0.0565 -> 0.0572)
     x1 = cov_lazy_solve(counter, approx_d, tgrid, x0, method=COV_METHODS[sampler],
-                        lower_order_final=sampler == "lazy-cov-pc" and steps < 15)
+                        lower_order_final=sampler in ("lazy-cov-pc", "lazy-cov-pcd") and steps < 15,
+                        denoise_final=sampler == "lazy-cov-pcd")
     return x1, counter.calls

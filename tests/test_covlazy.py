@@ -175,6 +175,40 @@ def test_pc_sampler_lowers_the_final_order_below_15_steps():
         assert nfe == steps and torch.equal(x, same) and (x - other).abs().max() > 1e-6
 
 
+def test_denoised_final_step_is_the_data_prediction():
+    """denoise_final: the last step returns eta_X at the last evaluation, recovered from the
+    velocity (no extra evaluation). Without a corrector the solver stands exactly where it last
+    evaluated, so the result must equal the provider's eta_X there (recorded by a wrapper)."""
+    provider, approx = _mixture()
+
+    class Recording(CountingProvider):
+        def fields(self, t, x):
+            out = super().fields(t, x)
+            self.last = out[0]
+            return out
+
+    x0 = per_sample_normal(5, range(8), (3,))
+    grid = covlazy.make_cov_grid("uniform", provider.schedule, 4)
+    rec = Recording(provider)
+    x_d = covlazy.cov_lazy_solve(rec, approx, grid, x0, method="ab2", denoise_final=True)
+    assert rec.calls == 4 and (x_d - rec.last).abs().max() < 1e-12
+    x_pcd, nfe = covlazy.generate_cov(provider, "lazy-cov-pcd", 4, range(8), 5, (3,), approx, grid="uniform")
+    x_pc, _ = covlazy.generate_cov(provider, "lazy-cov-pc", 4, range(8), 5, (3,), approx, grid="uniform")
+    assert nfe == 4 and (x_pcd - x_pc).abs().max() > 1e-3  # the last step really differs
+
+
+def test_denoised_final_step_with_exact_velocity_returns_eta_x():
+    """With a single step the only evaluation is at (t0, x0): the result must be the provider's
+    eta_X there to rounding (velocity -> eta_X recovery is exact algebra)."""
+    provider, approx = _mixture()
+    idx = list(range(8))
+    x_d, nfe = covlazy.generate_cov(provider, "lazy-cov-pcd", 1, idx, 7, (3,), approx, grid="uniform")
+    x0 = per_sample_normal(7, idx, (3,))
+    t0 = torch.tensor(0.0, dtype=torch.float64)
+    eta_x, _ = provider.fields(t0, x0)
+    assert nfe == 1 and (x_d - eta_x).abs().max() < 1e-12
+
+
 def test_errors():
     provider, card = load_model("gaussian-full")
     approx = covlazy.approx_for_model("gaussian-full", provider, card)
