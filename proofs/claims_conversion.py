@@ -91,7 +91,7 @@ def _zero(expr: sp.Expr, seconds: float = 3.0) -> bool | None:
     A reduction found once is remembered on disk under the expression's ``srepr`` and the sympy
     version (see :mod:`lazysi.symbolic.cache`; ``LAZYSI_NO_CACHE=1`` re-proves)."""
     key = _PROVED.key("zero", expr)
-    if _PROVED.get(key) is not None:
+    if _PROVED.lookup(key, ()) is not None:
         return True
     for strategy in _STRATEGIES:
         try:

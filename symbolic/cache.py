@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -244,6 +245,22 @@ class Store:
         except CacheFormatError:
             return None
 
+    def lookup(self, key: str, fields: Iterable[str]) -> dict[str, sp.Basic] | None:
+        """:meth:`get`, counted as a hit only when the entry holds exactly ``fields``."""
+        stored = self.get(key)
+        return stored if stored is not None and set(stored) == set(fields) else None
+
+    def memo(self, parts: Sequence[object], fields: Sequence[str], compute: Callable[[], dict[str, sp.Basic]]) -> dict[str, sp.Basic]:
+        """``compute()`` (a dict with exactly ``fields``) for the inputs ``parts``, served from the
+        store when it holds them and stored otherwise."""
+        key = self.key(*parts)
+        stored = self.lookup(key, fields)
+        if stored is not None:
+            return stored
+        value = compute()
+        self.put(key, value)
+        return value
+
     def put(self, key: str, objects: dict[str, sp.Basic]) -> bool:
         """Store ``objects`` under ``key``; returns False (stores nothing) when caching is off or
         an object does not survive the read-back exactly (``srepr`` does not print every
@@ -301,10 +318,4 @@ def reduced(expr: sp.Expr, how: str = "simplify") -> sp.Expr:
     equal to ``expr``, so using it can never change a verdict."""
     if how not in _REDUCERS:
         raise ValueError(f"unknown reduction {how!r}; known: {', '.join(_REDUCERS)}")
-    key = _REDUCED.key("reduced", how, expr)
-    hit = _REDUCED.get(key)
-    if hit is not None and "value" in hit:
-        return hit["value"]
-    value = _REDUCERS[how](expr)
-    _REDUCED.put(key, {"value": value})
-    return value
+    return _REDUCED.memo(("reduced", how, expr), ("value",), lambda: {"value": _REDUCERS[how](expr)})["value"]

@@ -192,8 +192,8 @@ class Conversion:
         self.a, self.b = A.bound, B.bound
         self.solve_seconds = solve_seconds
         key = _STORE.key("conversion", self.a.alpha, self.a.beta, self.b.alpha, self.b.beta, force_root_find, solve_seconds)
-        stored = _STORE.get(key)
-        if stored is not None and set(stored) == set(_DERIVED) | {"closed_form"}:
+        stored = _STORE.lookup(key, (*_DERIVED, "closed_form"))
+        if stored is not None:
             # the same derivation by the same code (see symbolic.cache): ranges checked, maps derived
             self.closed_form = stored.pop("closed_form") == sp.Integer(1)
             self.__dict__.update(stored)  # tau and the cached_property values

@@ -139,13 +139,9 @@ _RULES = Store("lazy_rules")
 def _solve_rule(rule: str) -> tuple[sp.Expr, sp.Eq, sp.Eq]:
     """ODE in A(b) for ``rule`` (``zero`` / ``optimal`` with symbolic nu) and its general solution
     (derived once per source version and kept in the disk cache, :mod:`lazysi.symbolic.cache`)."""
-    key = _RULES.key("lazy-rule", rule)
-    stored = _RULES.get(key)
-    if stored is not None and set(stored) == {"eps_rule", "ode", "general"}:
-        return stored["eps_rule"], stored["ode"], stored["general"]
-    eps_rule, ode, general = _derive_rule(rule)
-    _RULES.put(key, {"eps_rule": eps_rule, "ode": ode, "general": general})
-    return eps_rule, ode, general
+    fields = ("eps_rule", "ode", "general")
+    out = _RULES.memo(("lazy-rule", rule), fields, lambda: dict(zip(fields, _derive_rule(rule))))
+    return tuple(out[f] for f in fields)
 
 
 def _derive_rule(rule: str) -> tuple[sp.Expr, sp.Eq, sp.Eq]:

@@ -41,8 +41,8 @@ def _limit_cached(expr: sp.Expr, var: sp.Symbol, end: int) -> sp.Expr:
     # Approach the endpoint through a fresh positive symbol h -> 0+ (t = h or t = 1 - h): sympy's
     # limit with dir='-' on a symbol carrying assumptions has returned wrong signs.
     key = _LIMITS.key("endpoint-limit", expr, var, end)
-    hit = _LIMITS.get(key)
-    if hit is not None and "value" in hit:
+    hit = _LIMITS.lookup(key, ("value",))
+    if hit is not None:
         return hit["value"]
     h = sp.Dummy("h", positive=True)
     moved = expr.xreplace({var: h if end == 0 else 1 - h})
