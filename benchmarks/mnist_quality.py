@@ -1,10 +1,9 @@
 """Quality floor of the embedded ``mnist`` model: the share of samples that the committed MNIST
 classifier assigns a class with confidence >= 0.9, plus the class histogram and a PNG grid.
 
-Command (recorded in BENCHMARKS.md):
-    python benchmarks/mnist_quality.py --sampler rk4 --steps 12 --n 1000
-    python benchmarks/mnist_quality.py --sampler lazy-ode --steps 4 --n 1000
-    python benchmarks/mnist_quality.py --sampler lazy-cov-pc --steps 4 --n 1000
+Commands (recorded in BENCHMARKS.md; any sampler of ``lazysi sample`` works):
+    python benchmarks/mnist_quality.py --sampler rk4 --steps 8 --n 1000
+    python benchmarks/mnist_quality.py --sampler lazy-cov-pcd --steps 4 --n 1000
 """
 from __future__ import annotations
 

@@ -158,9 +158,9 @@ def run(args: argparse.Namespace) -> int:
     if args.shard_size is not None or args.resume or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return _run_sharded(args, provider, card, shape, sigma, mu, dtype)
 
-    from lazysi.numeric.covlazy import COV_SAMPLERS, approx_for_model, generate_cov
+    from lazysi.numeric.covlazy import COV_SAMPLERS
 
-    approx = approx_for_model(args.model, provider, card) if args.sampler in COV_SAMPLERS else None
+    cov_fn = _cov_generator(args, provider, card, shape, sigma, dtype) if args.sampler in COV_SAMPLERS else None
 
     from tqdm import tqdm
 
@@ -169,13 +169,11 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with tqdm(total=args.n, desc=f"{args.sampler} x{args.steps}", unit="sample", file=sys.stderr,
               disable=args.no_progress) as bar:
-        if approx is not None:  # covariance-aware lazy samplers (lazysi.numeric.covlazy), per-sample seeded
+        if cov_fn is not None:  # covariance-aware lazy samplers (lazysi.numeric.covlazy), per-sample seeded
             parts = []
             for start in range(0, args.n, args.batch):
                 idx = list(range(start, min(start + args.batch, args.n)))
-                xb, nfe = generate_cov(provider, args.sampler, args.steps, idx, args.seed, shape, approx,
-                                       grid="vp" if args.grid == "uniform" else args.grid, sigma=sigma,
-                                       shift=args.shift, dtype=dtype, device=args.device)
+                xb, nfe = cov_fn(idx)
                 parts.append(xb.detach().to("cpu", torch.float32))
                 bar.update(len(idx))
             x = torch.cat(parts)
@@ -226,20 +224,32 @@ def _classifier_features(card) -> Callable[[torch.Tensor], torch.Tensor] | None:
     return features
 
 
+def _cov_generator(args, provider, card, shape, sigma, dtype) -> Callable[[list[int]], tuple[torch.Tensor, int]]:
+    """``indices -> (samples, NFE)`` for a covariance-aware sampler (the Gaussian approximation is
+    built once; the ``uniform`` grid option means the lazy samplers' own ``vp`` grid)."""
+    from lazysi.numeric.covlazy import approx_for_model, generate_cov
+
+    approx = approx_for_model(args.model, provider, card)
+    grid = "vp" if args.grid == "uniform" else args.grid
+
+    def fn(indices: list[int]) -> tuple[torch.Tensor, int]:
+        return generate_cov(provider, args.sampler, args.steps, indices, args.seed, shape, approx, grid=grid,
+                            sigma=sigma, shift=args.shift, dtype=dtype, device=args.device)
+
+    return fn
+
+
 def _run_sharded(args, provider, card, shape, sigma, mu, dtype) -> int:
     """Sharded (optionally multi-process) sampling through :func:`lazysi.numeric.distributed.run_sharded`."""
-    from lazysi.numeric.covlazy import COV_SAMPLERS, approx_for_model, generate_cov
+    from lazysi.numeric.covlazy import COV_SAMPLERS
     from lazysi.numeric.distributed import run_sharded
     from lazysi.numeric.lazy import generate
 
     if args.sampler in COV_SAMPLERS:
-        approx = approx_for_model(args.model, provider, card)
+        cov_fn = _cov_generator(args, provider, card, shape, sigma, dtype)
 
         def generate_fn(indices: list[int]) -> torch.Tensor:
-            x, _ = generate_cov(provider, args.sampler, args.steps, indices, args.seed, shape, approx,
-                                grid="vp" if args.grid == "uniform" else args.grid, sigma=sigma, shift=args.shift,
-                                dtype=dtype, device=args.device)
-            return x.float().cpu()
+            return cov_fn(indices)[0].float().cpu()
     else:
         def generate_fn(indices: list[int]) -> torch.Tensor:
             x, _ = generate(provider, args.sampler, args.steps, indices, args.seed, shape, sigma=sigma, mu=mu,

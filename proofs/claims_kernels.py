@@ -194,8 +194,6 @@ for _i, _name in enumerate(FAMILIES, start=1):
 
 
 # ---------------------------------------------------------------------------------- K0
-
-
 def _content_key() -> str:
     """Hash of everything the regeneration comparison depends on: the committed generated
     modules, every source file of ``lazysi.symbolic`` and ``lazysi.numeric`` and the sympy/torch
