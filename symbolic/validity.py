@@ -15,7 +15,9 @@ Conditions (t = 0 base, t = 1 data):
 from __future__ import annotations
 
 import signal
+import sys
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -62,29 +64,76 @@ class ValidityReport:
         }
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """Raised inside a :func:`_time_limit` block when its time is up.  A ``BaseException``, so
+    that sympy's own ``except Exception`` clauses cannot swallow it."""
+
+
+# Deadlines (time.monotonic) of the active _time_limit blocks, innermost last.
+_DEADLINES: list[float] = []
+# Frames in which raising would be "unraisable" (the interpreter prints and drops the exception):
+# finalizers and weakref callbacks.  The handler leaves those alone; the timer re-fires 50 ms later.
+# contextlib.py and _time_limit's own frame are skipped as well, so that the bookkeeping of entering
+# and leaving a block cannot be cut in half.
+_SKIP_FILES = ("weakref.py", "_weakrefset.py", "contextlib.py")
+
+
+def _alarm(signum, frame):  # noqa: ARG001
+    if not _DEADLINES or time.monotonic() < min(_DEADLINES):
+        return  # a stray or early alarm: no active block is over time
+    if frame is not None and (
+        frame.f_code is _time_limit.__wrapped__.__code__
+        or frame.f_code.co_name == "__del__"
+        or frame.f_code.co_filename.endswith(_SKIP_FILES)
+    ):
+        return
+    raise _Timeout()
+
+
+def _drop_unraisable_timeouts(prev):
+    """An ``sys.unraisablehook`` that drops a :class:`_Timeout` raised where it cannot propagate
+    (a C-level callback the frame test above does not recognise); the 50 ms re-fire takes over.
+    Everything else goes to ``prev``."""
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, _Timeout):
+            return
+        prev(unraisable)
+
+    return hook
 
 
 @contextmanager
 def _time_limit(seconds: float):
-    """Bound a sympy attempt in wall time (main thread only; elsewhere no bound is applied)."""
+    """Bound a sympy attempt in wall time (main thread only; elsewhere no bound is applied).
+
+    Blocks nest: an inner block never extends an outer one's deadline, and leaving it re-arms
+    the timer for the outer one.  After a deadline the timer re-fires every 50 ms, in case one
+    alarm arrives where an exception cannot propagate (a finalizer, a weakref callback)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield
         return
-
-    def handler(signum, frame):  # noqa: ARG001
-        raise _Timeout()
-
-    old = signal.signal(signal.SIGALRM, handler)
-    # Re-fire every 50 ms after the deadline: an exception raised while the interpreter runs a
-    # gc callback (or other "unraisable" context) is swallowed, and one alarm would be lost.
-    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
+    now = time.monotonic()
+    deadline = now + max(float(seconds), 1e-3)
+    if _DEADLINES:
+        deadline = min(deadline, _DEADLINES[-1])
+    outermost = not _DEADLINES
+    old = signal.signal(signal.SIGALRM, _alarm) if outermost else None
+    old_hook = sys.unraisablehook
+    if outermost:
+        sys.unraisablehook = _drop_unraisable_timeouts(old_hook)
+    _DEADLINES.append(deadline)
     try:
+        signal.setitimer(signal.ITIMER_REAL, max(deadline - now, 1e-4), 0.05)
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        _DEADLINES.pop()
+        if outermost:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+            sys.unraisablehook = old_hook
+        else:
+            signal.setitimer(signal.ITIMER_REAL, max(_DEADLINES[-1] - time.monotonic(), 1e-4), 0.05)
 
 
 def prove_positive(expr: sp.Expr, var: sp.Symbol, seconds: float = 2.0) -> bool | None:

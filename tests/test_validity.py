@@ -114,3 +114,90 @@ def test_point_mass_recognised_for_custom_expressions():
     d = rep.as_dict()
     assert d["point_mass"] is True and d["valid"] is True
     assert all(set(c) == {"name", "holds", "how", "detail"} for c in d["conditions"])
+
+
+# ---- the wall-time bound on sympy attempts ------------------------------------------------------
+
+def _spin(seconds: float) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_time_limit_interrupts_and_restores_the_handler():
+    import signal
+
+    from lazysi.symbolic import validity as v
+
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(v._Timeout):
+        with v._time_limit(0.05):
+            _spin(5.0)
+    assert signal.getsignal(signal.SIGALRM) == before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert v._DEADLINES == []
+
+
+def test_time_limit_is_not_swallowed_by_except_exception():
+    from lazysi.symbolic import validity as v
+
+    swallowed = []
+    with pytest.raises(v._Timeout):
+        with v._time_limit(0.05):
+            try:  # what sympy does in many places
+                _spin(5.0)
+            except Exception as exc:  # noqa: BLE001
+                swallowed.append(exc)
+    assert swallowed == []
+
+
+def test_inner_time_limit_keeps_the_outer_deadline():
+    import time
+
+    from lazysi.symbolic import validity as v
+
+    start = time.monotonic()
+    with pytest.raises(v._Timeout):
+        with v._time_limit(0.3):
+            with v._time_limit(0.01):
+                pass  # finishes in time: leaving it must re-arm the outer timer, not cancel it
+            with v._time_limit(10.0):  # cannot extend the outer deadline
+                _spin(5.0)
+    assert time.monotonic() - start < 2.0
+    assert v._DEADLINES == []
+
+
+def test_finished_block_leaves_no_alarm_behind():
+    import signal
+
+    from lazysi.symbolic import validity as v
+
+    with v._time_limit(0.02):
+        pass
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    _spin(0.1)  # an alarm left armed would raise here
+
+
+def test_timeout_in_a_finalizer_is_neither_printed_nor_lost():
+    import sys
+
+    from lazysi.symbolic import validity as v
+
+    seen = []
+    prev = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    try:
+        class Slow:
+            def __del__(self):  # the alarm may land here: it must not be reported as unraisable
+                _spin(0.2)
+
+        with pytest.raises(v._Timeout):
+            with v._time_limit(0.05):
+                Slow()  # finalised at once, deadline passes inside __del__
+                _spin(5.0)  # the re-fired alarm interrupts this
+        assert seen == []
+        assert sys.unraisablehook == seen.append  # the caller's hook is back
+    finally:
+        sys.unraisablehook = prev
