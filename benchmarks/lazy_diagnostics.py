@@ -27,7 +27,7 @@ OUT = Path(__file__).resolve().parent / "results"
 
 
 def _reference(model: str, provider, card, n: int, out: Path) -> torch.Tensor:
-    ref, _ = bench.cached_reference(provider, model, list(range(n)), 0, tuple(card["data_shape"]), out)
+    ref, _ = bench.cached_reference(provider, model, list(range(n)), 0, tuple(card["data_shape"]), out, card)
     return ref.to(torch.float64)
 
 

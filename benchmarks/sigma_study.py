@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: res[k] for k in ("sigma_rms", "sigma_energy", "sigma_gauss_4", "sigma_gauss_8")}), file=sys.stderr)
 
     idx = list(range(n))
-    ref, ref_info = cached_reference(provider, "mnist-gmm", idx, args.seed, shape, args.out)
+    ref, ref_info = cached_reference(provider, "mnist-gmm", idx, args.seed, shape, args.out, card)
     x0 = per_sample_normal(args.seed, idx, shape)
     sig_list = sorted(set(sigmas) | {round(res["sigma_energy"], 3), round(res["sigma_gauss_4"], 3), round(res["sigma_gauss_8"], 3)})
     rows = []

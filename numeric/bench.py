@@ -11,6 +11,7 @@ held-out digits (with its real-vs-real floor); sliced W2 against exact samples (
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -28,7 +29,7 @@ from .metrics import classifier_fid, fid_floor, mixture_samples, pathwise_rmse, 
 from .peers import PEERS, generate_peer, peer_available
 from .zoo import load_model, mean_vector
 
-__all__ = ["RESULTS_DIR", "REF_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "ODE_SAMPLERS", "cached_reference",
+__all__ = ["RESULTS_DIR", "REF_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "ODE_SAMPLERS", "cached_reference", "model_fingerprint",
            "sample_any", "evals_per_step", "run_bench"]
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -66,15 +67,27 @@ def sample_any(provider, name: str, nfe: int, indices: Sequence[int], seed: int,
                     grid=ctx.get("grid", "uniform"))
 
 
+def model_fingerprint(card: dict[str, Any]) -> str:
+    """sha256 over the sha256s of the files a model was loaded from (``card["loaded_from"]``; the
+    built-in Gaussians, loaded from code, give the hash of their card): what a cached result of
+    the model is keyed by, so that retrained weights never meet a stale reference."""
+    files = card.get("loaded_from") or {}
+    payload = sorted(files.values()) if files else json.dumps(card, sort_keys=True, default=str)
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+
 def cached_reference(provider, model: str, indices: Sequence[int], seed: int, shape: Sequence[int],
-                     out: Path, steps: int = REF_STEPS) -> tuple[torch.Tensor, dict[str, Any]]:
+                     out: Path, card: dict[str, Any], steps: int = REF_STEPS) -> tuple[torch.Tensor, dict[str, Any]]:
     """RK4 with ``steps`` uniform steps on the training schedule from the per-sample noise (cached in
-    ``out``), and an error estimate ``max|rk4(steps) - rk4(steps/2)| / 15`` on the first 32 rows."""
+    ``out`` under the model's :func:`model_fingerprint`; a file for other weights or other indices
+    is recomputed and overwritten), and an error estimate ``max|rk4(steps) - rk4(steps/2)| / 15``
+    on the first 32 rows."""
     idx = [int(i) for i in indices]
+    fp = model_fingerprint(card)
     path = Path(out) / f"reference_{model}_seed{seed}_n{len(idx)}_rk4x{steps}.npz"
     if path.is_file():
         data = np.load(path)
-        if data["indices"].tolist() == idx:
+        if data["indices"].tolist() == idx and "model" in data.files and str(data["model"]) == fp:
             return torch.from_numpy(data["x"]), json.loads(str(data["info"]))
     t0 = time.perf_counter()
     x, nfe = generate(provider, "rk4", steps, idx, seed, shape)
@@ -83,9 +96,9 @@ def cached_reference(provider, model: str, indices: Sequence[int], seed: int, sh
     info = {"solver": "rk4", "steps": steps, "nfe": nfe,
             "error_estimate_max": float((x[: len(sub)] - half).abs().max()) / 15.0,
             "error_estimate_rmse": pathwise_rmse(x[: len(sub)], half) / 15.0,
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "seconds": round(time.perf_counter() - t0, 1), "model_fingerprint": fp}
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, x=x.numpy(), indices=np.array(idx), info=json.dumps(info))
+    np.savez(path, x=x.numpy(), indices=np.array(idx), info=json.dumps(info), model=np.array(fp))
     return x, info
 
 
@@ -184,7 +197,7 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
         shape = tuple(card["data_shape"])
         ctx = _model_ctx(model, provider, card, sigma)
         idx = list(range(n_rmse))
-        ref, ref_info = cached_reference(provider, model, idx, seed, shape, out)
+        ref, ref_info = cached_reference(provider, model, idx, seed, shape, out, card)
         log(f"[{model}] reference ready ({ref_info})")
         exact = None
         if model == "mnist-gmm":

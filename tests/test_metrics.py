@@ -102,3 +102,31 @@ def test_bench_cli_end_to_end(tmp_path):
     assert by[("euler", 1)]["rmse"] > 0.1
     assert (out / "bench.md").read_text().count("| lazy-cov |") == 1
     assert main(["bench", "--models", "gaussian-full", "--samplers", "ddim", "--out", str(out)]) == 2
+
+
+def test_cached_reference_is_keyed_by_the_model_files(tmp_path, monkeypatch):
+    """A cached reference is reused only for the same weights: other weights recompute it."""
+    from lazysi.numeric import bench
+    from lazysi.numeric.zoo import load_model
+
+    provider, card = load_model("gaussian")
+    calls = []
+    real = bench.generate
+
+    def counting(*args, **kwargs):
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "generate", counting)
+    a = dict(card, loaded_from={"w.safetensors": "aa" * 32})
+    b = dict(card, loaded_from={"w.safetensors": "bb" * 32})
+    assert bench.model_fingerprint(a) != bench.model_fingerprint(b)
+    x1, info1 = bench.cached_reference(provider, "gaussian", [0, 1, 2], 0, (8,), tmp_path, a, steps=8)
+    assert len(calls) == 2  # the reference and its half-step error estimate
+    x2, _ = bench.cached_reference(provider, "gaussian", [0, 1, 2], 0, (8,), tmp_path, a, steps=8)
+    assert len(calls) == 2 and torch.equal(x1, x2)  # reused
+    _, info3 = bench.cached_reference(provider, "gaussian", [0, 1, 2], 0, (8,), tmp_path, b, steps=8)
+    assert len(calls) == 4  # other weights: recomputed, not reused
+    assert info3["model_fingerprint"] == bench.model_fingerprint(b) != info1["model_fingerprint"]
+    bench.cached_reference(provider, "gaussian", [0, 1, 3], 0, (8,), tmp_path, b, steps=8)
+    assert len(calls) == 6  # other indices: recomputed
