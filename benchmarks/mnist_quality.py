@@ -17,7 +17,7 @@ import torch
 
 import lazysi.numeric as numeric_pkg
 from lazysi.cmd_sample import image_grid, write_png
-from lazysi.numeric.covlazy import COV_SAMPLERS, approx_for_model, generate_cov, resolve_sigma
+from lazysi.numeric.covlazy import COV_SAMPLERS, approx_for_model, resolve_sigma, sample_cov
 from lazysi.numeric.lazy import sample
 from lazysi.numeric.models import load_checkpoint
 from lazysi.numeric.zoo import load_model, mean_vector
@@ -36,19 +36,15 @@ def main() -> None:
     ap.add_argument("--sigma", type=float, default=None,
                     help="lazy data scale (default: numeric/weights/mnist_flow.lazy.json, else the card's RMS)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=OUT, help="results folder (default benchmarks/results)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     provider, card = load_model("mnist")
     sigma, sigma_source = resolve_sigma("mnist", card, args.sigma)
     t0 = time.perf_counter()
     if args.sampler in COV_SAMPLERS:
-        approx = approx_for_model("mnist", provider, card)
-        parts, nfe = [], 0
-        for lo in range(0, args.n, args.batch):
-            xb, nfe = generate_cov(provider, args.sampler, args.steps, range(lo, min(args.n, lo + args.batch)), args.seed,
-                                   (1, 28, 28), approx, sigma=sigma, dtype=torch.float32)
-            parts.append(xb)
-        x = torch.cat(parts)
+        x, nfe = sample_cov(provider, args.sampler, args.steps, args.n, args.seed, (1, 28, 28),
+                            approx_for_model("mnist", provider, card), batch=args.batch, sigma=sigma, dtype=torch.float32)
     else:
         x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, (1, 28, 28), batch=args.batch,
                         sigma=sigma, mu=mean_vector("mnist", provider, card), dtype=torch.float32)
@@ -65,8 +61,8 @@ def main() -> None:
         "share_confident": share, "class_histogram": np.bincount(label.numpy(), minlength=10).tolist(),
         "mean_confidence": float(conf.mean()), "seconds": round(seconds, 1),
     }
-    OUT.mkdir(exist_ok=True)
-    stem = OUT / f"mnist_quality_{args.sampler}_{args.steps}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"mnist_quality_{args.sampler}_{args.steps}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     write_png(stem.with_suffix(".png"), image_grid(x[:64].numpy()))
     print(json.dumps(result))

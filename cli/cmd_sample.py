@@ -131,7 +131,7 @@ def _mu(value: str, name: str, provider, card) -> torch.Tensor:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lazysi.numeric.lazy import SAMPLERS, sample
+    from lazysi.numeric.lazy import SAMPLERS, sample, sample_batched
     from lazysi.numeric.record import package_versions, run_record
     from lazysi.numeric.zoo import load_model
 
@@ -170,13 +170,7 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=args.n, desc=f"{args.sampler} x{args.steps}", unit="sample", file=sys.stderr,
               disable=args.no_progress) as bar:
         if cov_fn is not None:  # covariance-aware lazy samplers (lazysi.numeric.covlazy), per-sample seeded
-            parts = []
-            for start in range(0, args.n, args.batch):
-                idx = list(range(start, min(start + args.batch, args.n)))
-                xb, nfe = cov_fn(idx)
-                parts.append(xb.detach().to("cpu", torch.float32))
-                bar.update(len(idx))
-            x = torch.cat(parts)
+            x, nfe = sample_batched(cov_fn, args.n, args.batch, progress=bar.update)
         else:
             x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, shape, batch=args.batch, sigma=sigma,
                             mu=mu, grid=args.grid, shift=args.shift, dtype=dtype, device=args.device, progress=bar.update)

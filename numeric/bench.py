@@ -105,7 +105,7 @@ def cached_reference(provider, model: str, indices: Sequence[int], seed: int, sh
 def _model_ctx(model: str, provider, card, sigma: float | None) -> dict[str, Any]:
     """Lazy-frame settings: ``sigma`` argument > the model's ``.lazy.json`` > the card's RMS."""
     settings = covlazy.lazy_settings(model)
-    sigma, source = covlazy.resolve_sigma(model, card, sigma)
+    sigma, source = covlazy.resolve_sigma(model, card, sigma, settings)
     return {"sigma": sigma, "sigma_source": source, "mu": mean_vector(model, provider, card),
             "grid": settings.get("grid", "uniform"), "cov_grid": "vp",
             "approx": covlazy.approx_for_model(model, provider, card, "full")}

@@ -47,7 +47,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -77,6 +77,7 @@ __all__ = [
     "lazy_settings_path",
     "resolve_sigma",
     "make_cov_grid",
+    "sample_cov",
     "generate_cov",
 ]
 
@@ -306,13 +307,14 @@ def lazy_settings(name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def resolve_sigma(name: str, card: dict[str, Any], sigma: float | None = None) -> tuple[float, str]:
+def resolve_sigma(name: str, card: dict[str, Any], sigma: float | None = None,
+                  settings: dict[str, Any] | None = None) -> tuple[float, str]:
     """The lazy data scale and where it came from: the ``sigma`` argument, else the model's
-    settings file (``sigma`` there: the spectrum rule of ``benchmarks/sigma_study.py``), else the
-    card's ``data_rms_centred``."""
+    settings file (``sigma`` there: the spectrum rule of ``benchmarks/sigma_study.py``; pass
+    ``settings`` when already read), else the card's ``data_rms_centred``."""
     if sigma is not None:
         return float(sigma), "argument"
-    settings = lazy_settings(name)
+    settings = lazy_settings(name) if settings is None else settings
     if "sigma" in settings:
         return float(settings["sigma"]), f"lazy settings file ({settings.get('sigma_rule', 'sigma').split(':')[0]})"
     return float(card["data_rms_centred"]), "card data_rms_centred"
@@ -492,3 +494,18 @@ def generate_cov(provider: FieldProvider, sampler: str, steps: int, indices: Seq
     x1 = cov_lazy_solve(counter, approx_d, tgrid, x0, method=method, lower_order_final=method == "pc" and steps < 15,
                         denoise_final=sampler == "lazy-cov-pcd")
     return x1, counter.calls
+
+
+def sample_cov(provider: FieldProvider, sampler: str, steps: int, n: int, seed: int, shape: Sequence[int],
+               approx: GaussianApprox, *, batch: int = 64, grid: str = "vp", sigma: float = 1.0, shift: float = 3.0,
+               dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
+               progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, int]:
+    """:func:`generate_cov` over samples ``0 .. n-1`` in batches of ``batch`` (float32, CPU, data
+    space) and the NFE per sample, as :func:`lazysi.numeric.lazy.sample`; bit for bit the same
+    whatever ``batch`` is."""
+    from .lazy import sample_batched
+
+    return sample_batched(
+        lambda idx: generate_cov(provider, sampler, steps, idx, seed, shape, approx, grid=grid, sigma=sigma,
+                                 shift=shift, dtype=dtype, device=device),
+        n, batch, progress)

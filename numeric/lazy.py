@@ -65,6 +65,7 @@ __all__ = [
     "make_grid",
     "generate",
     "sample",
+    "sample_batched",
 ]
 
 REFERENCE_STEPS = 256
@@ -322,13 +323,23 @@ def sample(
     """Samples ``0 .. n-1`` in batches of ``batch`` (float32, CPU, data space) and the NFE per sample;
     ``progress(k)`` is called after each batch of k samples. Equal to :func:`generate` on
     ``range(n)``, bit for bit, whatever ``batch`` is."""
+    return sample_batched(
+        lambda idx: generate(provider, sampler, steps, idx, seed, shape, sigma=sigma, mu=mu, grid=grid, shift=shift,
+                             dtype=dtype, device=device),
+        n, batch, progress)
+
+
+def sample_batched(generate_fn: Callable[[list[int]], tuple[torch.Tensor, int]], n: int, batch: int,
+                   progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, int]:
+    """``generate_fn(indices) -> (samples, NFE)`` over ``0 .. n-1`` in batches of ``batch``; returns the
+    samples (float32, CPU) and the NFE per sample; ``progress(k)`` after each batch of k samples.
+    With per-sample seeding inside ``generate_fn`` the result does not depend on ``batch``."""
     if n < 1 or batch < 1:
         raise ValueError(f"n and batch must be >= 1, got n={n}, batch={batch}")
     chunks, nfe = [], 0
     for start in range(0, n, batch):
         idx = list(range(start, min(start + batch, n)))
-        x, nfe = generate(provider, sampler, steps, idx, seed, shape, sigma=sigma, mu=mu, grid=grid, shift=shift,
-                          dtype=dtype, device=device)
+        x, nfe = generate_fn(idx)
         chunks.append(x.detach().to("cpu", torch.float32))
         if progress is not None:
             progress(len(idx))

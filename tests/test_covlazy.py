@@ -220,3 +220,20 @@ def test_errors():
         covlazy.generate_cov(provider, "lazy-cov", 0, [0], 0, (8,), approx)
     with pytest.raises(ValueError, match="unknown Gaussian approximation"):
         covlazy.GaussianApprox.from_moments(torch.zeros(2), torch.eye(2), (2,), "banded")
+
+
+def test_sample_cov_is_independent_of_the_batch_size():
+    """``sample_cov`` batches ``generate_cov`` over 0..n-1: same samples, bit for bit, for any batch,
+    and equal to one ``generate_cov`` call on the whole range (per-sample noise)."""
+    provider, card = load_model("mnist-gmm")
+    approx = covlazy.approx_for_model("mnist-gmm", provider, card, "full")
+    shape = tuple(card["data_shape"])
+    seen = []
+    a, nfe = covlazy.sample_cov(provider, "lazy-cov-pcd", 3, 7, 5, shape, approx, batch=3, sigma=1.9,
+                                progress=seen.append)
+    b, _ = covlazy.sample_cov(provider, "lazy-cov-pcd", 3, 7, 5, shape, approx, batch=7, sigma=1.9)
+    whole, _ = covlazy.generate_cov(provider, "lazy-cov-pcd", 3, range(7), 5, shape, approx, sigma=1.9)
+    assert nfe == 3 and seen == [3, 3, 1] and a.dtype == torch.float32 and a.shape == (7, *shape)
+    assert torch.equal(a, b) and torch.equal(a, whole.to(torch.float32))
+    with pytest.raises(ValueError, match="batch"):
+        covlazy.sample_cov(provider, "lazy-cov-pcd", 3, 7, 5, shape, approx, batch=0)
