@@ -468,12 +468,13 @@ def cov_lazy_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.
 
 
 def generate_cov(provider: FieldProvider, sampler: str, steps: int, indices: Sequence[int], seed: int,
-                 shape: Sequence[int], approx: GaussianApprox, *, grid: str = "vp", sigma: float = 1.0,
+                 shape: Sequence[int], approx: GaussianApprox, *, grid: str | Sequence[float] = "vp", sigma: float = 1.0,
                  shift: float = 3.0, dtype: torch.dtype = torch.float64,
                  device: str | torch.device = "cpu") -> tuple[torch.Tensor, int]:
     """Samples for ``indices`` with ``lazy-cov``/``lazy-cov2``/``lazy-cov-pc`` and the NFE per sample. Same
     per-sample initial noise as :func:`lazysi.numeric.lazy.generate` (``Z`` from ``(seed, i)``), so
-    results compare pathwise with the ODE samplers there. ``sigma`` only sets the ``vp`` grid."""
+    results compare pathwise with the ODE samplers there. ``grid``: a name in ``COV_GRIDS`` or
+    ``steps + 1`` explicit increasing times from 0 to 1. ``sigma`` only sets the ``vp`` grid."""
     from .lazy import CountingProvider
     from .seeding import per_sample_normal
 
@@ -481,10 +482,18 @@ def generate_cov(provider: FieldProvider, sampler: str, steps: int, indices: Seq
         raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(COV_SAMPLERS)}")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if grid not in COV_GRIDS:
-        raise ValueError(f"unknown grid {grid!r}; known: {', '.join(COV_GRIDS)}")
+    if isinstance(grid, str):
+        if grid not in COV_GRIDS:
+            raise ValueError(f"unknown grid {grid!r}; known: {', '.join(COV_GRIDS)}")
+        tgrid = make_cov_grid(grid, provider.schedule, steps, sigma, shift)
+    else:  # explicit times, t = 0 .. 1
+        from . import grids
+
+        tgrid = grids.check_grid(torch.as_tensor(grid, dtype=torch.float64).clone())
+        if tgrid.numel() != steps + 1 or float(tgrid[0]) != 0.0 or float(tgrid[-1]) != 1.0:
+            raise ValueError(f"an explicit grid for {steps} steps needs {steps + 1} times from 0 to 1, "
+                             f"got {tgrid.numel()} from {float(tgrid[0])} to {float(tgrid[-1])}")
     counter = CountingProvider(provider)
-    tgrid = make_cov_grid(grid, provider.schedule, steps, sigma, shift)
     x0 = per_sample_normal(seed, [int(i) for i in indices], tuple(shape), dtype=dtype, device=device)
     approx_d = GaussianApprox(approx.kind, approx.mean.to(device), approx.variances.to(device),
                               None if approx.basis is None else approx.basis.to(device), approx.rest, approx.shape)
@@ -497,7 +506,7 @@ def generate_cov(provider: FieldProvider, sampler: str, steps: int, indices: Seq
 
 
 def sample_cov(provider: FieldProvider, sampler: str, steps: int, n: int, seed: int, shape: Sequence[int],
-               approx: GaussianApprox, *, batch: int = 64, grid: str = "vp", sigma: float = 1.0, shift: float = 3.0,
+               approx: GaussianApprox, *, batch: int = 64, grid: str | Sequence[float] = "vp", sigma: float = 1.0, shift: float = 3.0,
                dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
                progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, int]:
     """:func:`generate_cov` over samples ``0 .. n-1`` in batches of ``batch`` (float32, CPU, data

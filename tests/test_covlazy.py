@@ -237,3 +237,18 @@ def test_sample_cov_is_independent_of_the_batch_size():
     assert torch.equal(a, b) and torch.equal(a, whole.to(torch.float32))
     with pytest.raises(ValueError, match="batch"):
         covlazy.sample_cov(provider, "lazy-cov-pcd", 3, 7, 5, shape, approx, batch=0)
+
+
+def test_explicit_grid_equals_the_named_grid_and_is_checked():
+    provider, card = load_model("gaussian-full")
+    approx = covlazy.approx_for_model("gaussian-full", provider, card)
+    named, _ = covlazy.generate_cov(provider, "lazy-cov-pc", 3, [0, 1], 0, (8,), approx, grid="vp", sigma=1.5)
+    times = covlazy.make_cov_grid("vp", provider.schedule, 3, 1.5).tolist()
+    explicit, _ = covlazy.generate_cov(provider, "lazy-cov-pc", 3, [0, 1], 0, (8,), approx, grid=times)
+    assert torch.equal(named, explicit)
+    with pytest.raises(ValueError, match="needs 4 times from 0 to 1"):
+        covlazy.generate_cov(provider, "lazy-cov-pc", 3, [0], 0, (8,), approx, grid=[0.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="needs 4 times from 0 to 1"):
+        covlazy.generate_cov(provider, "lazy-cov-pc", 3, [0], 0, (8,), approx, grid=[0.1, 0.2, 0.5, 1.0])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        covlazy.generate_cov(provider, "lazy-cov-pc", 3, [0], 0, (8,), approx, grid=[0.0, 0.5, 0.4, 1.0])
