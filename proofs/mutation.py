@@ -471,11 +471,14 @@ def run_mutation(
     if sample is not None and sample < len(mutants):
         step = len(mutants) / sample
         mutants = [mutants[int(i * step)] for i in range(sample)]
+    from lazysi.symbolic.cache import read_only
+
     results = []
     for i, m in enumerate(mutants, start=1):
         undo = m.apply()
         try:
-            r = run_claim(REGISTRY[m.claim_id], ctx)
+            with read_only():  # a mutant's derivations are not worth keeping on disk
+                r = run_claim(REGISTRY[m.claim_id], ctx)
         finally:
             undo()
         if r.passed:

@@ -29,6 +29,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,7 +37,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.printing.repr import ReprPrinter
 
-__all__ = ["cache_root", "cache_enabled", "source_fingerprint", "dumps", "expr_from_srepr", "Store", "CacheFormatError",
+__all__ = ["cache_root", "cache_enabled", "read_only", "source_fingerprint", "dumps", "expr_from_srepr", "Store", "CacheFormatError",
            "reduced"]
 
 
@@ -48,6 +49,21 @@ def cache_root() -> Path:
 def cache_enabled() -> bool:
     """False when ``LAZYSI_NO_CACHE=1``."""
     return os.environ.get("LAZYSI_NO_CACHE") != "1"
+
+
+_READ_ONLY = [0]
+
+
+@contextmanager
+def read_only():
+    """Within the block every :class:`Store` serves what it holds but stores nothing new (used by
+    ``lazysi verify --mutate``: a mutant's derivations are correct for the mutant's inputs, under
+    its own keys, but nobody will ask for them again)."""
+    _READ_ONLY[0] += 1
+    try:
+        yield
+    finally:
+        _READ_ONLY[0] -= 1
 
 
 @lru_cache(maxsize=None)
@@ -265,7 +281,7 @@ class Store:
         """Store ``objects`` under ``key``; returns False (stores nothing) when caching is off or
         an object does not survive the read-back exactly (``srepr`` does not print every
         attribute, e.g. the assumptions of an undefined function)."""
-        if not cache_enabled():
+        if not cache_enabled() or _READ_ONLY[0]:
             return False
         entry = {k: dumps(v) for k, v in objects.items()}
         try:

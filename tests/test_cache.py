@@ -214,3 +214,21 @@ def test_proved_zero_facts_only_for_zero(tmp_path, monkeypatch):
     monkeypatch.setattr(cc, "_STRATEGIES", ())  # nothing can be proved any more: only the cache answers
     assert cc._zero(zero) is True
     assert cc._zero(nonzero) is None
+
+
+def test_read_only_serves_but_stores_nothing(tmp_path, monkeypatch):
+    """``lazysi verify --mutate`` runs its mutants inside ``read_only()``: hits still served,
+    nothing new stored (nested blocks too), writing resumes after the block."""
+    monkeypatch.setenv("LAZYSI_CACHE_DIR", str(tmp_path))
+    store = C.Store("facts_ro", scope="sympy")
+    assert store.put(store.key("a"), {"v": t + 1}) is True
+    with C.read_only():
+        assert store.get(store.key("a")) == {"v": t + 1}
+        with C.read_only():
+            assert store.put(store.key("b"), {"v": t}) is False
+        assert store.put(store.key("c"), {"v": t}) is False
+        calls = []
+        assert store.memo(("d",), ("v",), lambda: calls.append(1) or {"v": 2 * t}) == {"v": 2 * t}
+    assert store.get(store.key("b")) is None and store.get(store.key("c")) is None
+    assert store.get(store.key("d")) is None and calls == [1]
+    assert store.put(store.key("e"), {"v": t}) is True
