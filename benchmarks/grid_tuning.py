@@ -12,7 +12,7 @@ the reference that ``benchmarks/nfe.py`` caches), next to the untuned vp grid --
     python benchmarks/grid_tuning.py --model mnist-gmm --sampler lazy-cov-pc --nfe 4 8
     python benchmarks/grid_tuning.py --model mnist --sampler lazy-cov-pcd --nfe 4 8 --n 128
 
-Writes ``benchmarks/results/grid_tuning_<model>_<sampler>.json`` and prints a table.
+Writes ``benchmarks/results/grid_tuning_<model>_<sampler>_pilot<P>.json`` and prints a table.
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def main() -> int:
                   [f"--model {args.model}", f"--sampler {args.sampler}", "--nfe " + " ".join(map(str, args.nfe)),
                    f"--n {args.n}", f"--pilot {args.pilot}", f"--maxfev {args.maxfev}"])}
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"grid_tuning_{args.model}_{args.sampler}.json"
+    path = RESULTS / f"grid_tuning_{args.model}_{args.sampler}_pilot{args.pilot}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {path} ({result['seconds']} s)")
     return 0

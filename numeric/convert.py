@@ -127,6 +127,7 @@ class NumericConversion:
                 self._side_a = compile_module(src_a, "lazysi_convert_side_a")
                 self._side_b = compile_module(src_b, "lazysi_convert_side_b")
         self.closed_form = self._ns is not None
+        self._endpoint_cache: dict[str, tuple[float, float]] | None = None
 
     _s = staticmethod(as_time)
 
@@ -147,33 +148,48 @@ class NumericConversion:
         out = torch.where(sv.to(torch.float64) == 0.0, 0.0, torch.where(sv.to(torch.float64) == 1.0, 1.0, out))
         return out.to(sv.dtype)
 
+    def _ends(self, name: str, sv: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """Root-find route: ``value`` with the exact endpoint limits at ``s = 0`` and ``s = 1``
+        (:attr:`Conversion.endpoint_values`; NaN stays where no limit was derived)."""
+        at0, at1 = sv == 0, sv == 1
+        if not bool(at0.any() or at1.any()):
+            return value
+        if self._endpoint_cache is None:
+            self._endpoint_cache = {
+                n: tuple(float("nan") if v is None else float(v) for v in pair)
+                for n, pair in self.conversion.endpoint_values.items()
+            }
+        v0, v1 = self._endpoint_cache[name]
+        return torch.where(at0, torch.full_like(value, v0), torch.where(at1, torch.full_like(value, v1), value))
+
     def tau_dot(self, sv) -> torch.Tensor:
         """``tau'(s)`` (closed form, else ``lambda_B'(s)/lambda_A'(tau)``)."""
         sv = self._s(sv)
         if self.closed_form:
             return self._ns["tau_dot"](sv)
-        return self._side_b["lam_dot"](sv) / self._side_a["lam_dot"](self.tau(sv))
+        return self._ends("tau_dot", sv, self._side_b["lam_dot"](sv) / self._side_a["lam_dot"](self.tau(sv)))
 
     def c(self, sv) -> torch.Tensor:
         """``c_s = alpha_B(s)/alpha_A(tau) = beta_B(s)/beta_A(tau)``."""
         sv = self._s(sv)
         if self.closed_form:
             return self._ns["c"](sv)
-        return self._side_b["sum"](sv) / self._side_a["sum"](self.tau(sv))
+        return self._ends("c", sv, self._side_b["sum"](sv) / self._side_a["sum"](self.tau(sv)))
 
     def c_dot_over_c(self, sv) -> torch.Tensor:
         """``c'(s)/c(s)``."""
         sv = self._s(sv)
         if self.closed_form:
             return self._ns["c_dot_over_c"](sv)
-        return self._side_b["sum_dot_over_sum"](sv) - self.tau_dot(sv) * self._side_a["sum_dot_over_sum"](self.tau(sv))
+        value = self._side_b["sum_dot_over_sum"](sv) - self.tau_dot(sv) * self._side_a["sum_dot_over_sum"](self.tau(sv))
+        return self._ends("c_dot_over_c", sv, value)
 
     def eps_scale(self, sv) -> torch.Tensor:
         """``c^2 tau'``: ``eps_B(s) = eps_scale(s) eps_A(tau(s))``."""
         sv = self._s(sv)
         if self.closed_form:
             return self._ns["eps_scale"](sv)
-        return self.c(sv) ** 2 * self.tau_dot(sv)
+        return self._ends("eps_scale", sv, self.c(sv) ** 2 * self.tau_dot(sv))
 
     def eps_to_target(self, eps_A: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
         """``s -> c^2 tau' eps_A(tau(s))`` for a source coefficient ``eps_A(t)``."""

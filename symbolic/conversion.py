@@ -334,15 +334,75 @@ class Conversion:
             lam_a = _mp_fn(self.a.lam, t)
             target = _mp_fn(self.lam_B, s)(sv)
             lo, hi = mpmath.mpf(0), mpmath.mpf(1)
-            # bisection to a bracket, then an Anderson/illinois polish
-            for _ in range(40):
+            # bisection to a bracket that is tight relative to the distance to both ends (so that
+            # tau = 1e-30 or 1 - 1e-30 is found too), then an Anderson/illinois polish
+            for _ in range(4 * mpmath.mp.prec):
                 mid = (lo + hi) / 2
                 if lam_a(mid) < target:
                     lo = mid
                 else:
                     hi = mid
+                if lo > 0 and hi < 1 and hi - lo <= mpmath.mpf("1e-12") * min(lo, 1 - hi):
+                    break
             root = mpmath.findroot(lambda u: lam_a(u) - target, (lo, hi), solver="anderson")
             return +root
+
+    @cached_property
+    def endpoint_values(self) -> dict[str, tuple[sp.Expr | None, sp.Expr | None]]:
+        """Values at ``s = 0`` and ``s = 1`` of ``tau_dot, c, c_dot_over_c, eps_scale`` (the root-find
+        route's expressions are 0/0 or inf/inf there; a closed form is evaluated as it is).
+
+        Root-find route: with ``beta/alpha ~ k t^e`` at the base and ``alpha/beta ~ k' (1-t)^e'`` at
+        the data end (sympy leading terms, for A and B), ``tau(s) ~ (k_B/k_A)^(1/e_A) s^(e_B/e_A)``
+        and ``1 - tau ~ (k'_B/k'_A)^(1/e'_A) (1-s)^(e'_B/e'_A)``; each expression with ``tau``
+        replaced by its leading term goes to a sympy limit. Leading order can miss a cancellation, so
+        every limit is confirmed with mpmath (the real root-find ``tau``, 60 digits) at ``s = 1e-30``
+        and ``1 - 1e-30``: a finite limit must agree to 1e-6 (relative), an infinite one must be
+        exceeded in size with its sign. A limit that sympy cannot take or that fails the check is
+        ``None`` (the caller keeps NaN there)."""
+        names = ("tau_dot", "c", "c_dot_over_c", "eps_scale")
+        if self.closed_form:
+            return {n: (endpoint_limit(getattr(self, n).xreplace({s: t}), 0),
+                        endpoint_limit(getattr(self, n).xreplace({s: t}), 1)) for n in names}
+        v = sp.Symbol("_v", positive=True)
+        out: dict[str, list] = {n: [None, None] for n in names}
+        for end in (0, 1):
+            try:
+                with _time_limit(self.solve_seconds):
+                    if end == 0:
+                        (ka, ea), (kb, eb) = (_leading(self.a.beta / self.a.alpha), _leading(self.b.beta / self.b.alpha))
+                        lead_tau, at_end = (kb / ka) ** (1 / ea) * v ** (eb / ea), s
+                    else:
+                        flip = {t: 1 - t}
+                        (ka, ea), (kb, eb) = (_leading((self.a.alpha / self.a.beta).xreplace(flip)),
+                                              _leading((self.b.alpha / self.b.beta).xreplace(flip)))
+                        lead_tau, at_end = 1 - (kb / ka) ** (1 / ea) * v ** (eb / ea), 1 - s
+                    for n in names:
+                        expr = getattr(self, n).xreplace({TAU(s): lead_tau.xreplace({v: at_end})})
+                        lim = sp.limit(expr.xreplace({s: v} if end == 0 else {s: 1 - v}), v, 0, "+")
+                        if self._confirm_endpoint(n, end, lim):
+                            out[n][end] = lim
+            except (_Timeout, NotImplementedError, ValueError, TypeError, ZeroDivisionError, RecursionError):
+                continue
+        return {n: (a, b) for n, (a, b) in out.items()}
+
+    def _confirm_endpoint(self, name: str, end: int, lim) -> bool:
+        if lim is None or lim.has(sp.nan, sp.zoo, sp.AccumBounds) or not (lim.is_extended_real):
+            return False
+        with mpmath.workdps(60):
+            sv = mpmath.mpf("1e-30") if end == 0 else 1 - mpmath.mpf("1e-30")
+            tau = self.mp_tau(sv, 60)
+            f = sp.lambdify([s, _TAU_SYM], getattr(self, name).xreplace({TAU(s): _TAU_SYM}), modules="mpmath")
+            try:
+                val = f(sv, tau)
+            except (ZeroDivisionError, ValueError, OverflowError):
+                return False
+            if not mpmath.isfinite(val) or mpmath.im(val) != 0:
+                return False
+            if lim.is_finite:
+                ref = mpmath.mpf(sp.N(lim, 40))
+                return abs(val - ref) <= mpmath.mpf("1e-6") * (1 + abs(ref))
+            return abs(val) > 1e6 and (val > 0) == (lim == sp.oo)
 
     def summary(self) -> dict[str, str | bool]:
         """Strings sympy can parse, in ``s`` (``tau(s)`` is an unknown function when not closed form)."""
@@ -363,6 +423,17 @@ def _to_s_inverse(expr_s: sp.Expr) -> sp.Expr:
 
 
 _MP_CACHE: dict = {}
+_TAU_SYM = sp.Symbol("_tau", positive=True)
+
+
+def _leading(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """``(k, e)`` with ``expr ~ k t^e`` as ``t -> 0+`` (sympy's leading term); raises ValueError
+    when the leading term is not a power of ``t`` with a positive coefficient."""
+    lead = sp.sympify(expr).as_leading_term(t)
+    k, e = lead.as_coeff_exponent(t)
+    if k.has(t) or not (k.is_positive and e.is_positive):
+        raise ValueError(f"leading term {lead} of {expr} at 0 is not k t^e with k, e > 0")
+    return k, e
 
 
 def _mp_fn(expr, var):

@@ -109,6 +109,32 @@ def test_root_find_route_matches_closed_form(a, b):
     assert torch.equal(rf.tau(torch.tensor([0.0, 1.0], dtype=torch.float64)), torch.tensor([0.0, 1.0], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("a,b", [("linear", "vp"), ("vp", "point-mass"), ("linear", "point-mass")])
+def test_root_find_route_has_the_closed_form_endpoint_values(a, b):
+    """At s = 0 and 1 the root-find expressions are 0/0 or inf/inf; the leading-order limits
+    (confirmed with mpmath) equal the closed form's values there, infinities included."""
+    closed = NumericConversion(family(a), family(b))
+    rf = NumericConversion(family(a), family(b), force_root_find=True)
+    ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    for name in ("tau_dot", "c", "c_dot_over_c", "eps_scale"):
+        got, ref = getattr(rf, name)(ends), getattr(closed, name)(ends)
+        assert not torch.isnan(got).any(), (name, got)
+        assert torch.allclose(got, ref, rtol=1e-12, atol=1e-14, equal_nan=False), (name, got, ref)
+    # and symbolically: the same limits as the closed form's (sympy numbers, oo included)
+    assert rf.conversion.endpoint_values == Conversion(family(a), family(b)).endpoint_values
+
+
+def test_unconfirmed_endpoint_limit_stays_nan(monkeypatch):
+    """A leading-order limit that mpmath does not confirm is not used: NaN, never a guess."""
+    from lazysi.symbolic.conversion import Conversion as Conv
+
+    conv = Conv(family("linear"), family("vp"), force_root_find=True)
+    monkeypatch.setattr(Conv, "_confirm_endpoint", lambda self, name, end, lim: False)
+    rf = NumericConversion(family("linear"), family("vp"), conversion=conv)
+    got = rf.tau_dot(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
+    assert torch.isnan(got[[0, 2]]).all() and torch.isfinite(got[1])
+
+
 def test_user_schedule_without_closed_form_uses_root_find():
     A = Schedule.from_strings("(1-t)**2", "t**3")  # t^3/(1-t)^2 = R: a cubic, no short inverse
     conv = Conversion(A, family("vp"), solve_seconds=3.0)
