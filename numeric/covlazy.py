@@ -62,6 +62,7 @@ from lazysi.symbolic.codegen import compile_module, render_module
 from lazysi.symbolic.fields import ALPHA, BETA, D, gaussian_fields
 from lazysi.symbolic.schedule import Schedule, t
 
+from .adapters import fields_from_prediction
 from .kernels import NumericSchedule
 from .providers import FieldProvider
 
@@ -444,10 +445,8 @@ def cov_lazy_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.
         f0, f1 = float(t0), float(t1)
         d_back = (r - prev[1]) / (f0 - prev[0]) if prev is not None else None
         plain = method == "euler" or (lower_order_final and i + 1 == n_steps)
-        if denoise_final and i + 1 == n_steps:
-            # eta_X = (alpha b - alpha_dot x) / (alpha beta_dot - alpha_dot beta) from the latest velocity
-            al, ad, be, bd = (f(t0).to(dtype) for f in (sch.alpha, sch.alpha_dot, sch.beta, sch.beta_dot))
-            x_new = (al * last_b[0] - ad * x) / (al * bd - ad * be)
+        if denoise_final and i + 1 == n_steps:  # eta_X from the latest velocity, as the velocity adapter does
+            x_new = fields_from_prediction("velocity", sch, t0, x, last_b[0])[0]
         else:
             x_new = step(x, t0, t1, r, None if plain else d_back, None, 0.0, 0.0)
         if not torch.isfinite(x_new).all():
