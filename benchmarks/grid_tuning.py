@@ -26,6 +26,7 @@ import torch
 from scipy.optimize import minimize
 
 from lazysi.numeric import bench, covlazy
+from lazysi.numeric.metrics import pathwise_rmse
 from lazysi.numeric.zoo import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -69,7 +70,7 @@ def main() -> int:
 
     def rmse(grid, idx, ref) -> float:
         x, _ = covlazy.generate_cov(provider, args.sampler, len(grid) - 1, idx, 0, shape, ctx["approx"], grid=grid)
-        return float((x.to(torch.float64) - ref.to(torch.float64)).pow(2).mean().sqrt())
+        return pathwise_rmse(x, ref)
 
     rows = []
     for nfe in args.nfe:

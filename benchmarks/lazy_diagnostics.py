@@ -54,7 +54,7 @@ def floor_sweep(provider, card, ctx) -> list[dict]:
         approx = covlazy.approx_for_model("mnist", provider, card, "full", floor=floor)
         x, _ = covlazy.generate_cov(provider, "lazy-cov-pc", 4, list(range(128)), 0, shape, approx, sigma=ctx["sigma"])
         xf, _ = covlazy.generate_cov(provider, "lazy-cov-pc", 4, list(range(2000)), 0, shape, approx, sigma=ctx["sigma"])
-        rows.append({"floor": floor, "rmse": float((x.to(torch.float64) - ref).pow(2).mean().sqrt()),
+        rows.append({"floor": floor, "rmse": metrics.pathwise_rmse(x, ref),
                      "fid": metrics.classifier_fid(xf)})
         print(f"floor {floor:g}: rmse {rows[-1]['rmse']:.4f} FID {rows[-1]['fid']:.2f}", flush=True)
     return rows
@@ -70,7 +70,7 @@ def grid_sweep() -> list[dict]:
                             ("shifted", None), ("lambda", None)):
             x, _ = covlazy.generate_cov(provider, "lazy-cov-pc", nfe, list(range(256)), 0, tuple(card["data_shape"]),
                                         ctx["approx"], grid=grid, sigma=sigma or 1.0)
-            rows.append({"nfe": nfe, "grid": grid, "sigma": sigma, "rmse": float((x.to(torch.float64) - ref).pow(2).mean().sqrt())})
+            rows.append({"nfe": nfe, "grid": grid, "sigma": sigma, "rmse": metrics.pathwise_rmse(x, ref)})
             print(f"NFE {nfe} grid {grid} sigma {sigma}: rmse {rows[-1]['rmse']:.4f}", flush=True)
     return rows
 
