@@ -1,5 +1,7 @@
 """Quality floor of the embedded ``mnist`` model: the share of samples that the committed MNIST
 classifier assigns a class with confidence >= 0.9, plus the class histogram and a PNG grid.
+The same share on the classifier's 1,000 held-out real digits is reported alongside (the ceiling a
+perfect generator would reach with this classifier).
 
 Commands (recorded in BENCHMARKS.md; any sampler of ``lazysi sample`` works):
     python benchmarks/mnist_quality.py --sampler rk4 --steps 8 --n 1000
@@ -18,6 +20,7 @@ import torch
 import lazysi.numeric as numeric_pkg
 from lazysi.cmd_sample import image_grid, write_png
 from lazysi.numeric.covlazy import COV_SAMPLERS, approx_for_model, resolve_sigma, sample_cov
+from lazysi.numeric.data import load_mnist
 from lazysi.numeric.lazy import sample
 from lazysi.numeric.models import load_checkpoint
 from lazysi.numeric.zoo import load_model, mean_vector
@@ -54,11 +57,15 @@ def main() -> None:
         probs = torch.softmax(clf(x.float().clamp(-1, 1)), dim=1)
     conf, label = probs.max(1)
     share = float((conf >= args.threshold).float().mean())
+    with torch.no_grad():  # the same statistic on real digits the classifier never saw
+        conf_real = torch.softmax(clf(load_mnist("test")), dim=1).max(1).values
+    share_real = float((conf_real >= args.threshold).float().mean())
     result = {
         "sampler": args.sampler, "steps": args.steps, "nfe": nfe, "n": args.n, "seed": args.seed,
         "sigma": sigma, "sigma_source": sigma_source,
         "training_steps": card.get("training_steps"), "threshold": args.threshold,
-        "share_confident": share, "class_histogram": np.bincount(label.numpy(), minlength=10).tolist(),
+        "share_confident": share, "share_confident_real_heldout": share_real,
+        "share_relative_to_real": share / share_real, "class_histogram": np.bincount(label.numpy(), minlength=10).tolist(),
         "mean_confidence": float(conf.mean()), "seconds": round(seconds, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
