@@ -30,6 +30,9 @@ OUT = Path(__file__).resolve().parent / "results"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="mnist",
+                    help="'mnist' (embedded) or a checkpoint stem/PATH.safetensors with its JSON card, e.g. a "
+                         "training run's intermediate checkpoint")
     ap.add_argument("--sampler", default="rk4")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--n", type=int, default=1000)
@@ -42,15 +45,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT, help="results folder (default benchmarks/results)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    provider, card = load_model("mnist")
-    sigma, sigma_source = resolve_sigma("mnist", card, args.sigma)
+    provider, card = load_model(args.model)
+    sigma, sigma_source = resolve_sigma(args.model, card, args.sigma)
     t0 = time.perf_counter()
     if args.sampler in COV_SAMPLERS:
         x, nfe = sample_cov(provider, args.sampler, args.steps, args.n, args.seed, (1, 28, 28),
-                            approx_for_model("mnist", provider, card), batch=args.batch, sigma=sigma, dtype=torch.float32)
+                            approx_for_model(args.model, provider, card), batch=args.batch, sigma=sigma, dtype=torch.float32)
     else:
         x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, (1, 28, 28), batch=args.batch,
-                        sigma=sigma, mu=mean_vector("mnist", provider, card), dtype=torch.float32)
+                        sigma=sigma, mu=mean_vector(args.model, provider, card), dtype=torch.float32)
     seconds = time.perf_counter() - t0
     clf, _ = load_checkpoint(Path(numeric_pkg.__file__).resolve().parent / "weights" / "mnist_classifier")
     with torch.no_grad():
@@ -61,7 +64,7 @@ def main() -> None:
         conf_real = torch.softmax(clf(load_mnist("test")), dim=1).max(1).values
     share_real = float((conf_real >= args.threshold).float().mean())
     result = {
-        "sampler": args.sampler, "steps": args.steps, "nfe": nfe, "n": args.n, "seed": args.seed,
+        "model": args.model, "sampler": args.sampler, "steps": args.steps, "nfe": nfe, "n": args.n, "seed": args.seed,
         "sigma": sigma, "sigma_source": sigma_source,
         "training_steps": card.get("training_steps"), "threshold": args.threshold,
         "share_confident": share, "share_confident_real_heldout": share_real,

@@ -188,6 +188,21 @@ class GaussianProvider(FieldProvider):
         ez = torch.where(base, torch.zeros_like(ez), ez)
         return (p["mean"] + ex).reshape(x.shape), ez.reshape(x.shape)
 
+    def score(self, t, x: torch.Tensor) -> torch.Tensor:
+        """Exact score ``-Sigma_t^{-1} (x - beta m)``, ``Sigma_t = alpha^2 I + beta^2 Sigma``, from the
+        generated ``inv_var = 1/(alpha^2 + beta^2 d)``: finite at ``alpha = 0`` for ``d > 0`` (the
+        data end), where ``-eta_Z/alpha`` is 0/0."""
+        p = self._p.get(x)
+        xf = x.reshape(x.shape[0], self.dim)
+        tb = broadcast_time(t, xf)
+        y = xf - self.schedule.beta(tb) * p["mean"]
+        if p["u"] is not None:
+            y = y @ p["u"]
+        s = -self.kernels("inv_var", tb, p["d"]) * y
+        if p["u"] is not None:
+            s = s @ p["u"].T
+        return s.reshape(x.shape)
+
     def point_mass_drift(self, t, x: torch.Tensor) -> torch.Tensor:
         """Drift of the optimal SDE in the point-mass form of C12, ``kappa (eta_X - x)``
         (``kappa = beta_dot / (1 - beta)`` on ``alpha^2 = sigma^2 beta (1 - beta)``), from generated
@@ -316,7 +331,7 @@ class MixtureProvider(FieldProvider):
         """``P(component k | I_t = x)``, shape (batch, K)."""
         return self._weights_and_terms(t, x)[0].transpose(0, 1)
 
-    def _weights_and_terms(self, t, x):
+    def _weights_and_terms(self, t, x, prior_at_alpha_zero: bool = True):
         if tuple(x.shape[1:]) != self.event_shape:
             raise ValueError(f"x must have shape (batch, {', '.join(map(str, self.event_shape))}), got {tuple(x.shape)}")
         p = self._p.get(x)
@@ -326,7 +341,8 @@ class MixtureProvider(FieldProvider):
         y, logp = _component_terms(self.schedule, self.kernels, tk, xf, p["means"], p["d"], p["u"])
         logits = p["logw"][:, None] + logp  # (K, B)
         alpha = self.schedule.alpha(tb)[:, 0][None]  # (1, B or 1)
-        logits = torch.where(alpha == 0, p["logw"][:, None].expand_as(logits), logits)
+        if prior_at_alpha_zero:  # every component's eta_X agrees there; avoids 0 * inf in degenerate ones
+            logits = torch.where(alpha == 0, p["logw"][:, None].expand_as(logits), logits)
         return torch.softmax(logits, dim=0), y, tk, p, xf, tb
 
     def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -342,6 +358,16 @@ class MixtureProvider(FieldProvider):
         alpha, beta = self.schedule.alpha(tb), self.schedule.beta(tb)
         eta_z = torch.where((alpha == 0) & (beta == 0), torch.zeros_like(eta_z), eta_z)
         return eta_x.reshape(x.shape), eta_z.reshape(x.shape)
+
+    def score(self, t, x: torch.Tensor) -> torch.Tensor:
+        """Exact score ``sum_k P(k | x) (-Sigma_{t,k}^{-1} (x - beta m_k))`` from the generated
+        ``inv_var``, with the true posterior weights also at ``alpha = 0`` (the data end, where
+        ``-eta_Z/alpha`` is 0/0): finite there for components with ``d > 0``."""
+        w, y, tk, p, _, _ = self._weights_and_terms(t, x, prior_at_alpha_zero=False)
+        s = -self.kernels("inv_var", tk, p["d"][:, None, :]) * y  # (K, B, D)
+        if p["u"] is not None:
+            s = torch.bmm(s, p["u"].transpose(1, 2))
+        return torch.einsum("kb,kbd->bd", w, s).reshape(x.shape)
 
     def log_density(self, t, x: torch.Tensor) -> torch.Tensor:
         """``log p_t(x)`` of ``I_t`` (shape (batch,)), where ``alpha_t > 0``."""

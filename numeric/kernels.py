@@ -40,6 +40,7 @@ KERNEL_NAMES = (
     "alpha_dot_over_alpha",
     "beta_dot_over_beta",
     "x_coeff_optimal",
+    "alpha_alpha_dot",
 )
 
 
@@ -160,6 +161,9 @@ class NumericSchedule:
 
     def x_coeff_optimal(self, t) -> torch.Tensor:
         return self.kernel("x_coeff_optimal", t)
+
+    def alpha_alpha_dot(self, t) -> torch.Tensor:
+        return self.kernel("alpha_alpha_dot", t)
 
     def values(self, t) -> ScheduleValues:
         t = self._t(t)

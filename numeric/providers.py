@@ -87,6 +87,7 @@ class FieldProvider(ABC):
         return broadcast_time(t, x)
 
     def score(self, t, x: torch.Tensor) -> torch.Tensor:
+        """``grad log p_t(x) = -eta_Z / alpha`` (0/0 where alpha = 0; exact providers override)."""
         tb = self._tv(t, x)
         _, eta_z = self.fields(t, x)
         return -eta_z / self.schedule.alpha(tb)
@@ -104,13 +105,26 @@ class FieldProvider(ABC):
         ``eta_Z = (x - beta eta_X)/alpha``, the x form ``A x + (beta_dot - beta A) eta_X`` with
         ``A = (alpha_dot - eps/alpha)/alpha`` (finite at a point-mass base for eps = eps*).
         The x form is used for t < 1/2, the eta_Z form for t >= 1/2.
+
+        Where ``alpha = 0`` and ``alpha_dot - eps/alpha`` is infinite (the data end of a
+        point-mass schedule, ``alpha = sigma sqrt(t(1 - t))``) the eta_Z term is inf * 0; there
+        it is evaluated as ``-(alpha alpha_dot - eps) s`` (generated ``alpha alpha_dot`` kernel,
+        the provider's :meth:`score`). Exact providers override :meth:`score` with a form that is
+        finite at ``alpha = 0``; the default ``-eta_Z/alpha`` is 0/0 there, so a network's drift
+        stays NaN at that point instead of taking a made-up value.
         """
         tb = self._tv(t, x)
         eta_x, eta_z = self.fields(t, x)
         sch = self.schedule
         diffusion = diffusion or Diffusion.zero()
         coeff_z = sch.alpha_dot(tb) - diffusion.eps_over_alpha(sch, tb)
-        late = coeff_z * eta_z + sch.beta_dot(tb) * eta_x
+        term_z = coeff_z * eta_z
+        late_time = tb >= 0.5
+        infinite = ~torch.isfinite(coeff_z) & (sch.alpha(tb) == 0) & late_time
+        if bool(infinite.any()):
+            alpha_coeff_z = sch.alpha_alpha_dot(tb) - diffusion.eps(sch, tb)
+            term_z = torch.where(infinite, -alpha_coeff_z * self.score(t, x), term_z)
+        late = term_z + sch.beta_dot(tb) * eta_x
         if diffusion.kind == "optimal":
             nu = diffusion.nu
             a = nu * sch.x_coeff_optimal(tb) + (1.0 - nu) * sch.alpha_dot_over_alpha(tb) if nu != 1.0 else sch.x_coeff_optimal(tb)
@@ -119,4 +133,4 @@ class FieldProvider(ABC):
         else:
             a = coeff_z / sch.alpha(tb)
         early = a * x + (sch.beta_dot(tb) - sch.beta(tb) * a) * eta_x
-        return torch.where(tb < 0.5, early, late)
+        return torch.where(late_time, late, early)

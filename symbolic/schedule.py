@@ -184,6 +184,13 @@ class Schedule:
         finite at a point-mass base (where the eta_Z form is inf * 0)."""
         return 2 * self.alpha_dot / self.alpha - self.beta_dot / self.beta
 
+    @cached_property
+    def alpha_alpha_dot(self) -> sp.Expr:
+        """``alpha alpha_dot = (alpha^2)'/2``: with ``eta_Z = -alpha s`` the eta_Z term of the
+        drift is ``-(alpha alpha_dot - eps) s``, finite where ``alpha = 0`` and ``alpha_dot`` is not
+        (the data end of a point-mass schedule, where ``alpha_dot eta_Z`` is inf * 0)."""
+        return self.alpha * self.alpha_dot
+
     def kernels(self) -> dict[str, sp.Expr]:
         """The expressions every numeric schedule provides, in code-generation order."""
         return {
@@ -198,6 +205,7 @@ class Schedule:
             "alpha_dot_over_alpha": self.alpha_dot / self.alpha,
             "beta_dot_over_beta": self.beta_dot / self.beta,
             "x_coeff_optimal": self.x_coeff_optimal,
+            "alpha_alpha_dot": self.alpha_alpha_dot,
         }
 
     # ------------------------------------------------------------------ endpoint behaviour

@@ -319,3 +319,62 @@ def test_generated_coefficients_match_mpmath_including_endpoints(name):
                 got = float(kern(kname, torch.tensor([tv], dtype=F64), torch.tensor(dv, dtype=F64))[0])
                 ref = mp_value(expr.xreplace({D: sp.Float(dv) if dv else sp.Integer(0)}), bound.t, tv)
                 assert close(got, ref, 1e-13, 1e-300), (name, kname, dv, tv, got, ref)
+
+
+def _mp_drift_near_data_end(schedule, nu: float, delta: str, x, w, means, variances):
+    """mpmath drift ``(alpha_dot - nu eps*/alpha) eta_Z + beta_dot eta_X`` at t = 1 - delta (60 digits),
+    from the lambdified sympy schedule and the mpmath mixture fields."""
+    b = schedule.bound
+    f = {k: sp.lambdify(b.t, getattr(b, k), "mpmath") for k in ("alpha", "beta", "alpha_dot", "beta_dot", "eps_star")}
+    with mpmath.workdps(60):
+        tt = 1 - mpmath.mpf(delta)
+        v = {k: fn(tt) for k, fn in f.items()}
+        ex, ez = mp_mixture_fields(v["alpha"], v["beta"], x, w, means, variances)
+        cz = v["alpha_dot"] - nu * v["eps_star"] / v["alpha"]
+        return [cz * z + v["beta_dot"] * e for e, z in zip(ex, ez)]
+
+
+@pytest.mark.parametrize("nu", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("kind", ["iso", "diag", "full"])
+def test_drift_finite_and_exact_at_point_mass_data_end(kind, nu):
+    """At t = 1 of a point-mass schedule alpha_dot = -inf and eta_Z = 0, so ``(alpha_dot - eps/alpha)
+    eta_Z`` is inf * 0 (NaN before); the drift now takes its limit ``-(alpha alpha_dot - eps) s``
+    with the exact data score. Oracles: the mpmath drift at t = 1 - 1e-30 (diagonal mixtures), the
+    data score by torch.linalg (full covariances), and C12's separately derived point-mass drift."""
+    from lazysi.numeric.providers import Diffusion
+
+    sigma = 0.7
+    sch = family("point-mass", sigma=sigma)
+    ns = NumericSchedule(sch)
+    gen = torch.Generator().manual_seed(11)
+    w, means, covs = _mixture(gen, 3, 3, kind)
+    if kind == "diag":  # the data score needs a density: no degenerate direction here
+        covs = covs + 0.05
+    elif kind == "full":  # and well-conditioned covariances (seed 11 draws an eigenvalue 1e-6)
+        covs = covs + 0.1 * torch.eye(3, dtype=F64)
+    prov = MixtureProvider(ns, w, means, covs)
+    x = prov.sample_data(4, gen)
+    one = torch.tensor(1.0, dtype=F64)
+    diff = Diffusion.optimal(nu) if nu else Diffusion.zero()
+    got = prov.drift(one, x, diff)
+    assert torch.isfinite(got).all()
+    if kind == "full":
+        comps = torch.distributions.MultivariateNormal(means, covariance_matrix=covs)
+        logp = comps.log_prob(x[:, None, :]) + torch.log(w / w.sum())  # (B, K)
+        post = torch.softmax(logp, dim=1)
+        prec = torch.linalg.inv(covs)
+        s = -torch.einsum("bk,kij,bkj->bi", post, prec, x[:, None, :] - means[None])
+        eps1 = nu * sigma**2 / 2  # eps* = sigma^2 / 2 on this schedule (C10)
+        ref = (sigma**2 / 2 + eps1) * s + x  # -(alpha alpha_dot - eps)(1) s + beta_dot eta_X, eta_X = x
+        assert torch.allclose(got, ref, rtol=1e-11, atol=1e-11)
+    else:
+        var = [float(c) if kind == "iso" else _mp_list(c) for c in covs]
+        for i in range(x.shape[0]):
+            ref = _mp_drift_near_data_end(sch, nu, "1e-30", _mp_list(x[i]), _mp_list(w), [_mp_list(m) for m in means], var)
+            assert _rel_err(got[i], ref) <= 1e-11
+    # batched times with the end among them agree with one-time calls
+    tt = torch.tensor([0.3, 0.8, 1.0, 1.0], dtype=F64)
+    assert torch.allclose(prov.drift(tt, x, diff)[2:], got[2:], rtol=1e-14, atol=1e-14)
+    if nu == 1.0:  # a single Gaussian: C12's point-mass form, derived separately, at t = 1
+        g = GaussianProvider(ns, means[0], covs[0])
+        assert torch.allclose(g.drift(one, x, diff), g.point_mass_drift(one, x), rtol=1e-11, atol=1e-11)

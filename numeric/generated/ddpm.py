@@ -14,13 +14,14 @@
 # source alpha_dot_over_alpha = -(beta_min - (beta_max - beta_min)*(2*t - 2)/2)*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)/(2*(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)))
 # source beta_dot_over_beta = (beta_min/2 - (beta_max - beta_min)*(2*t - 2)/4)*exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)*exp(beta_min*(1 - t)/2 + (1 - t)**2*(beta_max - beta_min)/4)
 # source x_coeff_optimal = -(beta_min/2 - (beta_max - beta_min)*(2*t - 2)/4)*exp(-beta_min*(1 - t)/2 - (1 - t)**2*(beta_max - beta_min)/4)*exp(beta_min*(1 - t)/2 + (1 - t)**2*(beta_max - beta_min)/4) - (beta_min - (beta_max - beta_min)*(2*t - 2)/2)*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)/(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2))
-# sha256: 31844f7d06b6297401c8b8fee8ddd26c70da807112a77a4dd92328d5a9dfd14a
+# source alpha_alpha_dot = -(beta_min - (beta_max - beta_min)*(2*t - 2)/2)*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)/2
+# sha256: d694207dbbfd8dee6d1bd6ccd36802983b79dd471a98db76c4ca2f9ea1abd3d9
 import math  # noqa: F401
 
 import torch
 
-SOURCE_SHA256 = "31844f7d06b6297401c8b8fee8ddd26c70da807112a77a4dd92328d5a9dfd14a"
-FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal']
+SOURCE_SHA256 = "d694207dbbfd8dee6d1bd6ccd36802983b79dd471a98db76c4ca2f9ea1abd3d9"
+FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal', 'alpha_alpha_dot']
 
 def alpha(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     """alpha(t) = sqrt(1 - exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2))"""
@@ -127,6 +128,16 @@ def x_coeff_optimal(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float =
     _x2 = (_u*(_x1 + beta_max))
     _x3 = (_u*((_u*(_x0 - (0.5*beta_max))) + _x1))
     _v = (((_x2 + beta_min)*torch.exp(_x3)/torch.expm1(_x3)) - _x0 - (0.5*_x2))
+    return _v
+
+def alpha_alpha_dot(t: torch.Tensor, *, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
+    """alpha_alpha_dot(t) = -(beta_min - (beta_max - beta_min)*(2*t - 2)/2)*exp(-beta_min*(1 - t) - (1 - t)**2*(beta_max - beta_min)/2)/2"""
+    beta_min = beta_min if isinstance(beta_min, float) else torch.as_tensor(beta_min, dtype=t.dtype, device=t.device)
+    beta_max = beta_max if isinstance(beta_max, float) else torch.as_tensor(beta_max, dtype=t.dtype, device=t.device)
+    _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
+    _x0 = (-beta_min)
+    _x1 = (_x0 + beta_max)
+    _v = torch.where(t <= 0.5, (0.5*((_x1*t) - beta_max)*torch.exp((-0.5*(1.0 - t)*(beta_max - (_x1*t) + beta_min)))), (-0.5*((_x1*_u) + beta_min)*torch.exp((_u*((_u*((0.5*beta_min) - (0.5*beta_max))) + _x0)))))
     return _v
 
 PARAMS = {'beta_min': 0.1, 'beta_max': 20.0}

@@ -14,13 +14,14 @@
 # source alpha_dot_over_alpha = -1/(1 - t)
 # source beta_dot_over_beta = 1/t
 # source x_coeff_optimal = -2/(1 - t) - 1/t
-# sha256: d93b0ee07aa61d641edabe3e5945f3b54186e511d8c2eae2bbd9e178ad681ab6
+# source alpha_alpha_dot = t - 1
+# sha256: c08a9a7ced3577c52e982df217440375a61aefe9a955af14cc6a8f2619d5d77d
 import math  # noqa: F401
 
 import torch
 
-SOURCE_SHA256 = "d93b0ee07aa61d641edabe3e5945f3b54186e511d8c2eae2bbd9e178ad681ab6"
-FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal']
+SOURCE_SHA256 = "c08a9a7ced3577c52e982df217440375a61aefe9a955af14cc6a8f2619d5d77d"
+FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal', 'alpha_alpha_dot']
 
 def alpha(t: torch.Tensor) -> torch.Tensor:
     """alpha(t) = 1 - t"""
@@ -77,6 +78,11 @@ def x_coeff_optimal(t: torch.Tensor) -> torch.Tensor:
     """x_coeff_optimal(t) = -2/(1 - t) - 1/t"""
     _v = ((t + 1.0)/(t*(t - 1.0)))
     _v = torch.where(t == 1.0, -math.inf, _v)
+    return _v
+
+def alpha_alpha_dot(t: torch.Tensor) -> torch.Tensor:
+    """alpha_alpha_dot(t) = t - 1"""
+    _v = (t - 1.0)
     return _v
 
 PARAMS = {}

@@ -14,13 +14,14 @@
 # source alpha_dot_over_alpha = (-sigma*sqrt(t)/(2*sqrt(1 - t)) + sigma*sqrt(1 - t)/(2*sqrt(t)))/(sigma*sqrt(t)*sqrt(1 - t))
 # source beta_dot_over_beta = 1/t
 # source x_coeff_optimal = -1/t + (-sigma*sqrt(t)/sqrt(1 - t) + sigma*sqrt(1 - t)/sqrt(t))/(sigma*sqrt(t)*sqrt(1 - t))
-# sha256: d0e6baa91ac4e8494d1b6eafae53c84b636c7749ca48a6b3381f9b94e3f39edf
+# source alpha_alpha_dot = sigma*sqrt(t)*sqrt(1 - t)*(-sigma*sqrt(t)/(2*sqrt(1 - t)) + sigma*sqrt(1 - t)/(2*sqrt(t)))
+# sha256: c1111fb7017e9ead2694ed5f860f32f52096127b521e3c49d5c349cbc549f76b
 import math  # noqa: F401
 
 import torch
 
-SOURCE_SHA256 = "d0e6baa91ac4e8494d1b6eafae53c84b636c7749ca48a6b3381f9b94e3f39edf"
-FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal']
+SOURCE_SHA256 = "c1111fb7017e9ead2694ed5f860f32f52096127b521e3c49d5c349cbc549f76b"
+FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal', 'alpha_alpha_dot']
 
 def alpha(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """alpha(t) = sigma*sqrt(t)*sqrt(1 - t)"""
@@ -87,6 +88,12 @@ def x_coeff_optimal(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
     _v = (1.0/(t - 1.0))
     _v = torch.where(t == 1.0, -math.inf, _v)
+    return _v
+
+def alpha_alpha_dot(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
+    """alpha_alpha_dot(t) = sigma*sqrt(t)*sqrt(1 - t)*(-sigma*sqrt(t)/(2*sqrt(1 - t)) + sigma*sqrt(1 - t)/(2*sqrt(t)))"""
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    _v = ((sigma*sigma)*(0.5 - t))
     return _v
 
 PARAMS = {'sigma': 1.0}

@@ -15,13 +15,14 @@
 # source alpha_dot_over_alpha = (2*t - 2)/(1 - t)**2
 # source beta_dot_over_beta = 2/t
 # source x_coeff_optimal = (4*t - 4)/(1 - t)**2 - 2/t
-# sha256: 3444fe6ee875caab84ff10c7a4104eb69eedb1da9d001f4b3d709e50dd519109
+# source alpha_alpha_dot = (1 - t)**2*(2*t - 2)
+# sha256: 0af1b868096d3925857faf950004c6c0ccd8dd034667f943896bd6cbb07ccb34
 import math  # noqa: F401
 
 import torch
 
-SOURCE_SHA256 = "3444fe6ee875caab84ff10c7a4104eb69eedb1da9d001f4b3d709e50dd519109"
-FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal']
+SOURCE_SHA256 = "0af1b868096d3925857faf950004c6c0ccd8dd034667f943896bd6cbb07ccb34"
+FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal', 'alpha_alpha_dot']
 
 def alpha(t: torch.Tensor) -> torch.Tensor:
     """alpha(t) = (1 - t)**2"""
@@ -78,6 +79,11 @@ def x_coeff_optimal(t: torch.Tensor) -> torch.Tensor:
     """x_coeff_optimal(t) = (4*t - 4)/(1 - t)**2 - 2/t"""
     _v = (2.0*(t + 1.0)/(t*(t - 1.0)))
     _v = torch.where(t == 1.0, -math.inf, _v)
+    return _v
+
+def alpha_alpha_dot(t: torch.Tensor) -> torch.Tensor:
+    """alpha_alpha_dot(t) = (1 - t)**2*(2*t - 2)"""
+    _v = (2.0*((t - 1.0)**3))
     return _v
 
 PARAMS = {}

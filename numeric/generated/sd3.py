@@ -14,13 +14,14 @@
 # source alpha_dot_over_alpha = ((1 - t)*(shift - 1) + 1)*(shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - shift/((1 - t)*(shift - 1) + 1))/(shift*(1 - t))
 # source beta_dot_over_beta = (-shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1))/(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1)
 # source x_coeff_optimal = -(-shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 + shift/((1 - t)*(shift - 1) + 1))/(-shift*(1 - t)/((1 - t)*(shift - 1) + 1) + 1) + ((1 - t)*(shift - 1) + 1)*(2*shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - 2*shift/((1 - t)*(shift - 1) + 1))/(shift*(1 - t))
-# sha256: 64eb2e73be7ad17b28efba049a1b10cce46990e22ab0ca29de7a810f76851ad0
+# source alpha_alpha_dot = shift*(1 - t)*(shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - shift/((1 - t)*(shift - 1) + 1))/((1 - t)*(shift - 1) + 1)
+# sha256: 7b054d590f1e74b28b63c1758a3fdfc0529987c138eef95b793e3910a08f0774
 import math  # noqa: F401
 
 import torch
 
-SOURCE_SHA256 = "64eb2e73be7ad17b28efba049a1b10cce46990e22ab0ca29de7a810f76851ad0"
-FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal']
+SOURCE_SHA256 = "7b054d590f1e74b28b63c1758a3fdfc0529987c138eef95b793e3910a08f0774"
+FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal', 'alpha_alpha_dot']
 
 def alpha(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     """alpha(t) = shift*(1 - t)/((1 - t)*(shift - 1) + 1)"""
@@ -89,6 +90,12 @@ def x_coeff_optimal(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
     _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
     _x0 = (shift - 2.0)
     _v = torch.where(t <= 0.5, (((_x0*t) - shift)/(t*(shift + (t*((t*(shift - 1.0)) - (2.0*shift) + 1.0))))), (((_x0*_u) + 2.0)/(_u*(_u - 1.0)*((_u*shift) - _u + 1.0))))
+    return _v
+
+def alpha_alpha_dot(t: torch.Tensor, *, shift: float = 3.0) -> torch.Tensor:
+    """alpha_alpha_dot(t) = shift*(1 - t)*(shift*(1 - t)*(shift - 1)/((1 - t)*(shift - 1) + 1)**2 - shift/((1 - t)*(shift - 1) + 1))/((1 - t)*(shift - 1) + 1)"""
+    shift = shift if isinstance(shift, float) else torch.as_tensor(shift, dtype=t.dtype, device=t.device)
+    _v = ((shift*shift)*(t - 1.0)/((shift + (t*(1.0 - shift)))**3))
     return _v
 
 PARAMS = {'shift': 3.0}

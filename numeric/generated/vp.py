@@ -14,13 +14,14 @@
 # source alpha_dot_over_alpha = -pi*sin(pi*t/2)/(2*cos(pi*t/2))
 # source beta_dot_over_beta = pi*cos(pi*t/2)/(2*sin(pi*t/2))
 # source x_coeff_optimal = -pi*sin(pi*t/2)/cos(pi*t/2) - pi*cos(pi*t/2)/(2*sin(pi*t/2))
-# sha256: a9f6fdc861b58cad7136fe0288df130a96cb4482ff4ca7d06c000b310fd93f28
+# source alpha_alpha_dot = -pi*sin(pi*t/2)*cos(pi*t/2)/2
+# sha256: a0e5a4e63bf95aeebe7aa380c64c5d3df2b3e0efd2307f45b5a7ce27a1cc1b6b
 import math  # noqa: F401
 
 import torch
 
-SOURCE_SHA256 = "a9f6fdc861b58cad7136fe0288df130a96cb4482ff4ca7d06c000b310fd93f28"
-FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal']
+SOURCE_SHA256 = "a0e5a4e63bf95aeebe7aa380c64c5d3df2b3e0efd2307f45b5a7ce27a1cc1b6b"
+FUNCTIONS = ['alpha', 'beta', 'alpha_dot', 'beta_dot', 'lam', 'lam_dot', 'eps_star', 'eps_star_over_alpha', 'alpha_dot_over_alpha', 'beta_dot_over_beta', 'x_coeff_optimal', 'alpha_alpha_dot']
 
 def alpha(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """alpha(t) = cos(pi*t/2)"""
@@ -107,6 +108,14 @@ def x_coeff_optimal(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     _x3 = torch.cos(_x1)
     _x4 = (3.141592653589793*_u)
     _v = torch.where(t <= 0.5, (-((_x0*_x3/_x2) + (3.141592653589793*_x2/_x3))), (0.7853981633974483*(-((2.0/torch.tan(_x4)) + (6.0/torch.sin(_x4))))))
+    return _v
+
+def alpha_alpha_dot(t: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
+    """alpha_alpha_dot(t) = -pi*sin(pi*t/2)*cos(pi*t/2)/2"""
+    sigma = sigma if isinstance(sigma, float) else torch.as_tensor(sigma, dtype=t.dtype, device=t.device)
+    _u = 1.0 - t  # exact for t >= 1/2 (Sterbenz)
+    _x0 = 0.7853981633974483
+    _v = torch.where(t <= 0.5, (-(_x0*torch.sin((3.141592653589793*t)))), (-(_x0*torch.sin((3.141592653589793*_u)))))
     return _v
 
 PARAMS = {'sigma': 1.0}
