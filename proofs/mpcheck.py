@@ -10,18 +10,14 @@ infinities required to match exactly. Results are cached: claims are re-run many
 """
 from __future__ import annotations
 
-import atexit
-import hashlib
-import json
 import math
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import mpmath
 import sympy as sp
 
-from lazysi.symbolic.cache import cache_enabled, cache_root
+from lazysi.symbolic.cache import Store
 from lazysi.symbolic.limits import endpoint_limit
 
 __all__ = ["mp_value", "mp_value_cached", "rel_error", "lambdified", "flush_cache", "cache_path", "TINY"]
@@ -66,64 +62,54 @@ def mp_value(expr: sp.Expr, var: sp.Symbol, t: float, digits: int = 30) -> mpmat
 
 
 _MEMO: dict[str, mpmath.mpf] = {}
-_DISK: dict[str, str] | None = None
-_DIRTY = False
+#: reference values on disk: one entry ``{"value": Float | oo | -oo | nan}`` per key, in the shared
+#: derivation cache (``$LAZYSI_CACHE_DIR``, default ``~/.cache/lazysi``; ``LAZYSI_NO_CACHE=1``
+#: disables it; nothing is stored inside ``lazysi.symbolic.cache.read_only()``)
+_STORE = Store("mp_references", scope="sympy")
 
 
 def cache_path() -> Path:
-    """Where reference values persist between runs (``$LAZYSI_CACHE_DIR``, default
-    ``~/.cache/lazysi``); ``LAZYSI_NO_CACHE=1`` disables it."""
-    return cache_root() / "verify" / f"mp-references-sympy{sp.__version__}-mpmath{mpmath.__version__}.json"
-
-
-def _disk() -> dict[str, str]:
-    global _DISK
-    if _DISK is None:
-        _DISK = {}
-        if cache_enabled():
-            try:
-                _DISK = json.loads(cache_path().read_text())
-            except (OSError, ValueError):
-                _DISK = {}
-    return _DISK
+    """Where reference values persist between runs (the shared cache's ``mp_references`` file)."""
+    return _STORE.path()
 
 
 def flush_cache() -> None:
-    """Write new reference values to disk (atomic replace; failures only lose the cache)."""
-    global _DIRTY
-    if not _DIRTY or not cache_enabled():
-        return
-    path = cache_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(_disk()))
-        os.replace(tmp, path)
-        _DIRTY = False
-    except OSError:
-        pass
+    """Write new reference values to disk (merged, atomic replace; failures only lose the cache)."""
+    _STORE.flush()
 
 
-atexit.register(flush_cache)
+def _to_sympy(value: mpmath.mpf, digits: int) -> sp.Expr:
+    if mpmath.isnan(value):
+        return sp.nan
+    if mpmath.isinf(value):
+        return sp.oo if value > 0 else -sp.oo
+    return sp.Float(value, digits + 10)
+
+
+def _to_mpmath(stored: sp.Expr) -> mpmath.mpf:
+    if stored is sp.nan:
+        return mpmath.nan
+    if stored in (sp.oo, -sp.oo):
+        return mpmath.inf if stored is sp.oo else -mpmath.inf
+    if isinstance(stored, sp.Float):
+        return mpmath.mpf(stored._mpf_)  # the stored binary value, exactly
+    return mpmath.mpf(int(stored))  # an exact zero reads back as Integer(0)
 
 
 def mp_value_cached(expr: sp.Expr, var: sp.Symbol, t: float, digits: int) -> mpmath.mpf:
     """:func:`mp_value`, memoised in memory and on disk. The key is a sha256 of the
-    expression's ``srepr`` (symbols with their assumptions), the variable, ``t`` and ``digits``;
-    the file name carries the sympy and mpmath versions, so any change recomputes."""
-    global _DIRTY
-    key = hashlib.sha256(f"{sp.srepr(expr)}|{sp.srepr(var)}|{t!r}|{digits}".encode()).hexdigest()
+    expression's ``srepr`` (symbols with their assumptions), the variable, ``t``, ``digits`` and
+    the mpmath version; the store's file name carries the sympy version, so any change recomputes."""
+    key = Store.key(expr, var, repr(t), digits, f"mpmath {mpmath.__version__}")
     if key in _MEMO:
         return _MEMO[key]
-    stored = _disk().get(key)
+    stored = _STORE.lookup(key, ("value",))
     if stored is not None:
-        with mpmath.workdps(digits + 10):
-            value = mpmath.mpf(stored)
+        with mpmath.workdps(digits + 10):  # mpf() rounds to the working precision
+            value = _to_mpmath(stored["value"])
     else:
         value = mp_value(expr, var, t, digits)
-        with mpmath.workdps(digits + 10):
-            _disk()[key] = mpmath.nstr(value, digits + 10) if mpmath.isfinite(value) else str(value)
-        _DIRTY = True
+        _STORE.put(key, {"value": _to_sympy(value, digits)})
     _MEMO[key] = value
     return value
 

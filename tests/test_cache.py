@@ -232,3 +232,39 @@ def test_read_only_serves_but_stores_nothing(tmp_path, monkeypatch):
     assert store.get(store.key("b")) is None and store.get(store.key("c")) is None
     assert store.get(store.key("d")) is None and calls == [1]
     assert store.put(store.key("e"), {"v": t}) is True
+
+
+def test_mp_references_round_trip_through_the_shared_store(tmp_path, monkeypatch):
+    """``proofs.mpcheck`` keeps its mpmath references in a :class:`Store` (it had a JSON file of its
+    own): a value read back in a fresh process equals the fresh computation to the stored digits
+    (infinities, signs and exact zeros included), a hit skips the computation, and nothing is
+    stored inside ``read_only()``."""
+    import mpmath
+
+    from lazysi.proofs import mpcheck
+
+    monkeypatch.setenv("LAZYSI_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("LAZYSI_NO_CACHE", raising=False)
+    store = C.Store("mp_references", scope="sympy")
+    monkeypatch.setattr(mpcheck, "_STORE", store)
+    monkeypatch.setattr(mpcheck, "_MEMO", {})
+    cases = [(sp.sqrt(t * (1 - t)) / t, x) for x in (0.0, 0.25, 1e-20, 1.0)] + [(sp.log(t), 0.0), (1 - 2 * t, 0.5), (-1 / t, 0.0)]
+    fresh = [mpcheck.mp_value_cached(e, t, x, 30) for e, x in cases]
+    assert fresh[0] == mpmath.inf and fresh[4] == -mpmath.inf and fresh[6] == -mpmath.inf and fresh[5] == 0
+    store.flush()
+    reread = C.Store("mp_references", scope="sympy")
+    monkeypatch.setattr(mpcheck, "_STORE", reread)
+    monkeypatch.setattr(mpcheck, "_MEMO", {})
+    monkeypatch.setattr(mpcheck, "mp_value", lambda *a, **k: pytest.fail("a stored reference was recomputed"))
+    back = [mpcheck.mp_value_cached(e, t, x, 30) for e, x in cases]
+    for a, b in zip(fresh, back):
+        if mpmath.isfinite(a) and a != 0:
+            assert abs(a - b) <= abs(a) * mpmath.mpf(10) ** -38
+        else:
+            assert a == b
+    with C.read_only():
+        monkeypatch.undo()  # the real mp_value again, still the fresh test store
+        monkeypatch.setenv("LAZYSI_CACHE_DIR", str(tmp_path))
+        monkeypatch.setattr(mpcheck, "_STORE", reread)
+        mpcheck.mp_value_cached(sp.cos(t), t, 0.3, 30)
+        assert reread._new == {}
