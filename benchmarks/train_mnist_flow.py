@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     prev_seconds = 0.0
     commands = [command]
     schedules: list[str] = []
+    prev_t_sampling: str | None = None
     if args.resume:
         from safetensors import safe_open
         from safetensors.torch import load_file
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
             step = int(f.metadata()["step"])
         loss_curve = card0.get("loss_curve", [])
         prev_seconds = float(card0.get("seconds", 0.0))
+        prev_t_sampling = card0.get("t_sampling")
         commands = list(card0.get("commands", [card0.get("command", "")])) + [command]
         schedules = list(card0.get("lr_schedule", [f"steps 0-{card0.get('training_steps', 0)}: constant "
                                                    f"{card0.get('lr', args.lr):g} (warm-up {card0.get('lr_warmup_steps', 0)} steps)"]))
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             "weight_decay": args.weight_decay,
             "optimizer": "AdamW(betas=(0.9, 0.999))",
             "precision": "bf16 autocast (CPU), fp32 master weights" if args.precision == "bf16" else "fp32",
-            "t_sampling": "uniform(0,1)" if args.t_sampling == "uniform" else "logit-normal: sigmoid(N(0,1))",
+            "t_sampling": t_sampling_note(),
             "loss": "mean squared error over pixels",
             "loss_curve": loss_curve,
             "seed": args.seed,
@@ -265,11 +267,18 @@ def main(argv: list[str] | None = None) -> None:
             save_png_grid(euler_sample(ema, preview_noise, args.preview_steps), p_png)
         print(f"checkpoint at step {step} -> {p_ema} ({time.time() - tc:.1f}s)", flush=True)
 
+    def t_sampling_note() -> str:
+        this = "uniform(0,1)" if args.t_sampling == "uniform" else "logit-normal sigmoid(N(0,1))"
+        if prev_t_sampling in (None, this):
+            return this
+        return f"{prev_t_sampling} for steps 0-{run_start_step}; {this} for steps {run_start_step}-{step}"
+
     def this_run_schedule() -> str:
+        t_note = "" if args.t_sampling == "uniform" else f"; t {args.t_sampling}"
         if args.cosine_steps > 0:
             return (f"steps {run_start_step}-{step}: cosine {args.lr:g} -> {args.lr * args.min_lr_frac:g} over "
-                    f"{args.cosine_steps} steps from step {run_start_step}")
-        return f"steps {run_start_step}-{step}: constant {args.lr:g} (warm-up {args.warmup} steps)"
+                    f"{args.cosine_steps} steps from step {run_start_step}{t_note}")
+        return f"steps {run_start_step}-{step}: constant {args.lr:g} (warm-up {args.warmup} steps){t_note}"
 
     print(f"UNet {n_params:,} params; data {tuple(data.shape)} mean {data_mean:.4f} std {data_std:.4f}; "
           f"precision {args.precision}; budget {args.minutes} min / {args.max_steps} steps", flush=True)
