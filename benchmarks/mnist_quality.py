@@ -28,6 +28,12 @@ from lazysi.numeric.zoo import load_model, mean_vector
 OUT = Path(__file__).resolve().parent / "results"
 
 
+def confidences(clf, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classifier's top softmax probability and class per image (inputs clamped to [-1, 1])."""
+    with torch.no_grad():
+        return torch.softmax(clf(x.float().clamp(-1, 1)), dim=1).max(1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="mnist",
@@ -56,12 +62,9 @@ def main() -> None:
                         sigma=sigma, mu=mean_vector(args.model, provider, card), dtype=torch.float32)
     seconds = time.perf_counter() - t0
     clf, _ = load_checkpoint(Path(numeric_pkg.__file__).resolve().parent / "weights" / "mnist_classifier")
-    with torch.no_grad():
-        probs = torch.softmax(clf(x.float().clamp(-1, 1)), dim=1)
-    conf, label = probs.max(1)
+    conf, label = confidences(clf, x)
     share = float((conf >= args.threshold).float().mean())
-    with torch.no_grad():  # the same statistic on real digits the classifier never saw
-        conf_real = torch.softmax(clf(load_mnist("test")), dim=1).max(1).values
+    conf_real, _ = confidences(clf, load_mnist("test"))  # the same statistic on real digits the classifier never saw
     share_real = float((conf_real >= args.threshold).float().mean())
     result = {
         "model": args.model, "sampler": args.sampler, "steps": args.steps, "nfe": nfe, "n": args.n, "seed": args.seed,

@@ -170,16 +170,23 @@ class GaussianProvider(FieldProvider):
     def eigenvalues(self) -> torch.Tensor:
         return self._p._src["d"]
 
-    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _eigen_coords(self, t, x: torch.Tensor):
+        """``(p, tb, beta, y)``: the parameters in x's dtype, the time as (B or 1, 1), beta there and
+        the eigenbasis coordinates ``y = U^T (x - beta m)`` (B, D)."""
         if tuple(x.shape[1:]) != self.event_shape:
             raise ValueError(f"x must have shape (batch, {', '.join(map(str, self.event_shape))}), got {tuple(x.shape)}")
         p = self._p.get(x)
         xf = x.reshape(x.shape[0], self.dim)
         tb = broadcast_time(t, xf)  # (B or 1, 1)
-        alpha, beta = self.schedule.alpha(tb), self.schedule.beta(tb)
+        beta = self.schedule.beta(tb)
         y = xf - beta * p["mean"]
         if p["u"] is not None:
             y = y @ p["u"]
+        return p, tb, beta, y
+
+    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p, tb, beta, y = self._eigen_coords(t, x)
+        alpha = self.schedule.alpha(tb)
         ex = self.kernels("gain_x", tb, p["d"]) * y
         ez = self.kernels("gain_z", tb, p["d"]) * y
         if p["u"] is not None:
@@ -192,12 +199,7 @@ class GaussianProvider(FieldProvider):
         """Exact score ``-Sigma_t^{-1} (x - beta m)``, ``Sigma_t = alpha^2 I + beta^2 Sigma``, from the
         generated ``inv_var = 1/(alpha^2 + beta^2 d)``: finite at ``alpha = 0`` for ``d > 0`` (the
         data end), where ``-eta_Z/alpha`` is 0/0."""
-        p = self._p.get(x)
-        xf = x.reshape(x.shape[0], self.dim)
-        tb = broadcast_time(t, xf)
-        y = xf - self.schedule.beta(tb) * p["mean"]
-        if p["u"] is not None:
-            y = y @ p["u"]
+        p, tb, _, y = self._eigen_coords(t, x)
         s = -self.kernels("inv_var", tb, p["d"]) * y
         if p["u"] is not None:
             s = s @ p["u"].T

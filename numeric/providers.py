@@ -120,8 +120,9 @@ class FieldProvider(ABC):
         coeff_z = sch.alpha_dot(tb) - diffusion.eps_over_alpha(sch, tb)
         term_z = coeff_z * eta_z
         late_time = tb >= 0.5
-        infinite = ~torch.isfinite(coeff_z) & (sch.alpha(tb) == 0) & late_time
-        if bool(infinite.any()):
+        infinite = ~torch.isfinite(coeff_z) & late_time
+        if bool(infinite.any()):  # alpha is evaluated only here, not on every call
+            infinite = infinite & (sch.alpha(tb) == 0)
             alpha_coeff_z = sch.alpha_alpha_dot(tb) - diffusion.eps(sch, tb)
             term_z = torch.where(infinite, -alpha_coeff_z * self.score(t, x), term_z)
         late = term_z + sch.beta_dot(tb) * eta_x
