@@ -3,6 +3,11 @@ classifier assigns a class with confidence >= 0.9, plus the class histogram and 
 The same share on the classifier's 1,000 held-out real digits is reported alongside (the ceiling a
 perfect generator would reach with this classifier).
 
+Confidence is the *calibrated* softmax (logits / the card's NLL-fitted ``temperature``; see
+``benchmarks/train_mnist_classifier.py``); the uncalibrated (T = 1) shares are reported too.
+``--classifier STEM`` scores with another checkpoint and its card (e.g. an independently trained
+classifier as a second opinion).
+
 Commands (recorded in BENCHMARKS.md; any sampler of ``lazysi sample`` works):
     python benchmarks/mnist_quality.py --sampler rk4 --steps 8 --n 1000
     python benchmarks/mnist_quality.py --sampler lazy-cov-pcd --steps 4 --n 1000
@@ -28,10 +33,12 @@ from lazysi.numeric.zoo import load_model, mean_vector
 OUT = Path(__file__).resolve().parent / "results"
 
 
-def confidences(clf, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The classifier's top softmax probability and class per image (inputs clamped to [-1, 1])."""
+def confidences(clf, x: torch.Tensor, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classifier's top probability ``softmax(logits / temperature)`` and class per image (inputs
+    clamped to [-1, 1])."""
     with torch.no_grad():
-        return torch.softmax(clf(x.float().clamp(-1, 1)), dim=1).max(1)
+        logits = torch.cat([clf(xb.float().clamp(-1, 1)) for xb in torch.split(x, 500)])
+    return torch.softmax(logits.double() / temperature, dim=1).max(1)
 
 
 def main() -> None:
@@ -47,6 +54,8 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--sigma", type=float, default=None,
                     help="lazy data scale (default: numeric/weights/mnist_flow.lazy.json, else the card's RMS)")
+    ap.add_argument("--classifier", type=Path, default=None,
+                    help="classifier checkpoint stem (default: the committed numeric/weights/mnist_classifier)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT, help="results folder (default benchmarks/results)")
     args = ap.parse_args()
@@ -61,17 +70,30 @@ def main() -> None:
         x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, (1, 28, 28), batch=args.batch,
                         sigma=sigma, mu=mean_vector(args.model, provider, card), dtype=torch.float32)
     seconds = time.perf_counter() - t0
-    clf, _ = load_checkpoint(Path(numeric_pkg.__file__).resolve().parent / "weights" / "mnist_classifier")
-    conf, label = confidences(clf, x)
-    share = float((conf >= args.threshold).float().mean())
-    conf_real, _ = confidences(clf, load_mnist("test"))  # the same statistic on real digits the classifier never saw
-    share_real = float((conf_real >= args.threshold).float().mean())
+    clf_stem = args.classifier or Path(numeric_pkg.__file__).resolve().parent / "weights" / "mnist_classifier"
+    clf, clf_card = load_checkpoint(clf_stem)
+    clf.eval()
+    temperature = float(clf_card.get("temperature", 1.0))
+    real = load_mnist("test")  # the classifier's held-out digits
+
+    def shares(t: float) -> tuple[float, float, torch.Tensor, torch.Tensor]:
+        conf, label = confidences(clf, x, t)
+        conf_real, _ = confidences(clf, real, t)
+        return (float((conf >= args.threshold).double().mean()), float((conf_real >= args.threshold).double().mean()),
+                conf, label)
+
+    share, share_real, conf, label = shares(temperature)
+    share_raw, share_real_raw, _, _ = shares(1.0)
     result = {
         "model": args.model, "sampler": args.sampler, "steps": args.steps, "nfe": nfe, "n": args.n, "seed": args.seed,
         "sigma": sigma, "sigma_source": sigma_source,
         "training_steps": card.get("training_steps"), "threshold": args.threshold,
+        "classifier": str(clf_stem.relative_to(clf_stem.parents[2]) if args.classifier is None else clf_stem),
+        "classifier_temperature": temperature,
         "share_confident": share, "share_confident_real_heldout": share_real,
-        "share_relative_to_real": share / share_real, "class_histogram": np.bincount(label.numpy(), minlength=10).tolist(),
+        "share_relative_to_real": share / share_real,
+        "share_confident_uncalibrated": share_raw, "share_confident_real_heldout_uncalibrated": share_real_raw,
+        "class_histogram": np.bincount(label.numpy(), minlength=10).tolist(),
         "mean_confidence": float(conf.mean()), "seconds": round(seconds, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)

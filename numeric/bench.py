@@ -5,8 +5,9 @@ on the same model object in the same process. A sampler at a given NFE runs
 ``NFE / evals_per_step`` steps (skipped where that is not an integer, e.g. Heun at odd NFE).
 
 Metrics (:mod:`lazysi.numeric.metrics`): pathwise RMSE to a reference solution of the training
-schedule's probability-flow ODE from the same noise (RK4, :data:`REF_STEPS` uniform steps; its own
-error is estimated against RK4 with half the steps and recorded); classifier-FID against the
+schedule's probability-flow ODE from the same noise (RK4 on uniform steps, doubled from
+:data:`REF_STEPS` until the RMS change over all samples is at most :data:`REF_TOL`; see
+:func:`cached_reference`); classifier-FID against the
 held-out digits (with its real-vs-real floor); sliced W2 against exact samples (``mnist-gmm``).
 """
 from __future__ import annotations
@@ -24,16 +25,19 @@ import numpy as np
 import torch
 
 from . import covlazy
-from .lazy import SAMPLERS, generate
+from .lazy import GRIDS, SAMPLERS, generate
 from .metrics import classifier_fid, fid_floor, mixture_samples, pathwise_rmse, sliced_w2
 from .peers import PEERS, generate_peer, peer_available
 from .zoo import load_model, mean_vector
 
-__all__ = ["RESULTS_DIR", "REF_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "ODE_SAMPLERS", "cached_reference", "model_fingerprint",
+__all__ = ["RESULTS_DIR", "REF_STEPS", "REF_TOL", "REF_MAX_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "ODE_SAMPLERS", "cached_reference", "model_fingerprint", "split_sampler",
            "sample_any", "evals_per_step", "run_bench"]
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+#: reference: RK4 doubled from REF_STEPS steps until the RMS change is <= REF_TOL (at most REF_MAX_STEPS)
 REF_STEPS = 48
+REF_TOL = 1e-3
+REF_MAX_STEPS = 768
 DEFAULT_NFE = (1, 2, 3, 4, 6, 8, 12, 16, 32)
 DEFAULT_SAMPLERS = ("euler", "heun", "lazy-ode", "lazy-heun", "lazy-cov", "lazy-cov2", "lazy-cov-pc",
                     "fm-euler", "dpm++2m", "unipc", "fm-midpoint")
@@ -41,30 +45,49 @@ DEFAULT_SAMPLERS = ("euler", "heun", "lazy-ode", "lazy-heun", "lazy-cov", "lazy-
 ODE_SAMPLERS = {"euler", "heun", "midpoint", "rk4", "lazy-ode", "lazy-heun", *covlazy.COV_SAMPLERS, *PEERS}
 
 
+def split_sampler(name: str) -> tuple[str, str | None]:
+    """``"SAMPLER@GRID"`` -> ``(SAMPLER, GRID)`` (a bench entry of one of our samplers on another time
+    grid, e.g. ``lazy-cov-pcd@uniform``); a plain name -> ``(name, None)``. Unknown names, grids that
+    the sampler does not know, and a grid on a peer (peers use their own schedulers' grids) raise."""
+    base, _, grid = name.partition("@")
+    if base not in SAMPLERS and base not in covlazy.COV_SAMPLERS and base not in PEERS:
+        raise ValueError(f"unknown sampler {base!r}")
+    if not grid:
+        if "@" in name:
+            raise ValueError(f"sampler {name!r}: empty grid after '@'")
+        return base, None
+    if base in PEERS:
+        raise ValueError(f"sampler {name!r}: peers run on their scheduler's own grid; '@{grid}' is for our samplers")
+    known = covlazy.COV_GRIDS if base in covlazy.COV_SAMPLERS else GRIDS
+    if grid not in known:
+        raise ValueError(f"sampler {name!r}: unknown grid {grid!r} for {base}; known: {', '.join(known)}")
+    return base, grid
+
+
 def evals_per_step(name: str) -> int:
+    name, _ = split_sampler(name)
     if name in SAMPLERS:
         return SAMPLERS[name].evals
     if name in covlazy.COV_SAMPLERS:
         return 1
-    if name in PEERS:
-        return PEERS[name].evals_per_step
-    raise ValueError(f"unknown sampler {name!r}")
+    return PEERS[name].evals_per_step
 
 
 def sample_any(provider, name: str, nfe: int, indices: Sequence[int], seed: int, shape: Sequence[int],
                ctx: dict[str, Any]) -> tuple[torch.Tensor, int]:
-    """Samples of any benchmark sampler at ``nfe`` evaluations (``ctx``: ``sigma``, ``mu``, ``grid``,
-    ``approx``, ``cov_grid``); returns ``(x, counted NFE)``."""
+    """Samples of any benchmark sampler (``NAME`` or ``NAME@GRID``, :func:`split_sampler`) at ``nfe``
+    evaluations (``ctx``: ``sigma``, ``mu``, ``grid``, ``approx``, ``cov_grid``); returns ``(x, counted NFE)``."""
     e = evals_per_step(name)
     if nfe % e:
         raise ValueError(f"{name} uses {e} evaluations per step; NFE {nfe} is not a multiple")
+    name, grid = split_sampler(name)
     if name in PEERS:
         return generate_peer(provider, name, nfe, indices, seed, shape)
     if name in covlazy.COV_SAMPLERS:
         return covlazy.generate_cov(provider, name, nfe, indices, seed, shape, ctx["approx"],
-                                    grid=ctx.get("cov_grid", "vp"), sigma=ctx["sigma"])
+                                    grid=grid or ctx.get("cov_grid", "vp"), sigma=ctx["sigma"])
     return generate(provider, name, nfe // e, indices, seed, shape, sigma=ctx["sigma"], mu=ctx["mu"],
-                    grid=ctx.get("grid", "uniform"))
+                    grid=grid or ctx.get("grid", "uniform"))
 
 
 def model_fingerprint(card: dict[str, Any]) -> str:
@@ -77,29 +100,56 @@ def model_fingerprint(card: dict[str, Any]) -> str:
 
 
 def cached_reference(provider, model: str, indices: Sequence[int], seed: int, shape: Sequence[int],
-                     out: Path, card: dict[str, Any], steps: int = REF_STEPS) -> tuple[torch.Tensor, dict[str, Any]]:
-    """RK4 with ``steps`` uniform steps on the training schedule from the per-sample noise (cached in
-    ``out`` under the model's :func:`model_fingerprint`; a file for other weights or other indices
-    is recomputed and overwritten), and an error estimate ``max|rk4(steps) - rk4(steps/2)| / 15``
-    on the first 32 rows."""
+                     out: Path, card: dict[str, Any], steps: int = REF_STEPS, tol: float = REF_TOL,
+                     max_steps: int = REF_MAX_STEPS, log=lambda s: print(s, file=sys.stderr)) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Reference solution of the training schedule's probability-flow ODE from the per-sample noise:
+    RK4 on uniform grids of ``steps``, ``2 steps``, ``4 steps``, ... until the RMS (over *all* rows and
+    coordinates) of the change between two successive solutions is at most ``tol``; the finer one is
+    returned. That change estimates the coarser solution's error, so it bounds the returned one's
+    (RK4 error falls with the step), and by the triangle inequality any benchmark RMSE measured
+    against the reference is off by at most the reference's own RMS error. No Richardson factor
+    1/15 and no subsample: trajectories near a split between digits are neither asymptotic nor
+    common. If ``max_steps`` is reached first, the finest solution is returned with
+    ``"converged": False`` and a warning is logged.
+
+    Cached in ``out`` under the model's :func:`model_fingerprint`, the indices, ``seed``, ``steps``,
+    ``tol`` and ``max_steps``; a file for other weights or other indices is recomputed and overwritten."""
+    if steps < 1 or max_steps < 2 * steps or not tol > 0:
+        raise ValueError(f"reference needs steps >= 1, max_steps >= 2 steps and tol > 0; got steps={steps}, "
+                         f"max_steps={max_steps}, tol={tol}")
     idx = [int(i) for i in indices]
     fp = model_fingerprint(card)
-    path = Path(out) / f"reference_{model}_seed{seed}_n{len(idx)}_rk4x{steps}.npz"
+    path = Path(out) / f"reference_{model}_seed{seed}_n{len(idx)}_rk4from{steps}_tol{tol:g}_max{max_steps}.npz"
     if path.is_file():
         data = np.load(path)
         if data["indices"].tolist() == idx and "model" in data.files and str(data["model"]) == fp:
             return torch.from_numpy(data["x"]), json.loads(str(data["info"]))
     t0 = time.perf_counter()
-    x, nfe = generate(provider, "rk4", steps, idx, seed, shape)
-    sub = idx[:32]
-    half, _ = generate(provider, "rk4", steps // 2, sub, seed, shape)
-    info = {"solver": "rk4", "steps": steps, "nfe": nfe,
-            "error_estimate_max": float((x[: len(sub)] - half).abs().max()) / 15.0,
-            "error_estimate_rmse": pathwise_rmse(x[: len(sub)], half) / 15.0,
-            "seconds": round(time.perf_counter() - t0, 1), "model_fingerprint": fp}
+    coarse, total = generate(provider, "rk4", steps, idx, seed, shape)
+    history = []
+    n = steps
+    while True:
+        n *= 2
+        fine, nfe = generate(provider, "rk4", n, idx, seed, shape)
+        total += nfe
+        per_sample = (fine - coarse).reshape(len(idx), -1).pow(2).mean(1).sqrt()
+        change = float(per_sample.pow(2).mean().sqrt())
+        history.append({"steps": n, "rms_change": change, "max_sample_change": float(per_sample.max()),
+                        "samples_above_10tol": int((per_sample > 10 * tol).sum())})
+        log(f"[reference] RK4 x {n}: RMS change {change:.2e} vs x {n // 2} (tol {tol:g})")
+        converged = change <= tol
+        if converged or 2 * n > max_steps:
+            break
+        coarse = fine
+    if not converged:
+        log(f"[reference] WARNING: RK4 did not reach RMS change <= {tol:g} by {n} steps "
+            f"(last change {change:.2e}); benchmark entries below ~{change:.1e} are not resolved")
+    info = {"solver": "rk4", "steps": n, "nfe": nfe, "total_nfe": total, "tol": tol, "converged": converged,
+            "error_estimate_rmse": change, "error_estimate_max_sample": history[-1]["max_sample_change"],
+            "doublings": history, "seconds": round(time.perf_counter() - t0, 1), "model_fingerprint": fp}
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, x=x.numpy(), indices=np.array(idx), info=json.dumps(info), model=np.array(fp))
-    return x, info
+    np.savez(path, x=fine.numpy(), indices=np.array(idx), info=json.dumps(info), model=np.array(fp))
+    return fine, info
 
 
 def _model_ctx(model: str, provider, card, sigma: float | None) -> dict[str, Any]:
@@ -197,7 +247,7 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
         shape = tuple(card["data_shape"])
         ctx = _model_ctx(model, provider, card, sigma)
         idx = list(range(n_rmse))
-        ref, ref_info = cached_reference(provider, model, idx, seed, shape, out, card)
+        ref, ref_info = cached_reference(provider, model, idx, seed, shape, out, card, log=log)
         log(f"[{model}] reference ready ({ref_info})")
         exact = None
         if model == "mnist-gmm":
@@ -211,7 +261,7 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
                 ts = time.perf_counter()
                 x, calls = sample_any(provider, name, k, idx, seed, shape, ctx)
                 row = {"sampler": name, "nfe": k, "counted_nfe": calls, "seconds": round(time.perf_counter() - ts, 2),
-                       "rmse": pathwise_rmse(x, ref) if name in ODE_SAMPLERS else None}
+                       "rmse": pathwise_rmse(x, ref) if split_sampler(name)[0] in ODE_SAMPLERS else None}
                 if exact is not None:
                     row["sw2"] = sliced_w2(x, exact)
                 rows.append(row)

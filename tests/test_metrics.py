@@ -92,7 +92,7 @@ def test_bench_cli_end_to_end(tmp_path):
 
     out = tmp_path / "b"
     rc = main(["bench", "--models", "gaussian-full", "--nfe", "1", "2", "--samplers", "euler", "lazy-cov", "unipc",
-               "--n", "8", "--sigma", "1.0", "--fid", "--fid-extra", "--out", str(out)])
+               "lazy-cov@uniform", "euler@edm", "--n", "8", "--sigma", "1.0", "--fid", "--fid-extra", "--out", str(out)])
     assert rc == 0
     res = json.loads((out / "bench.json").read_text())
     rows = res["models"]["gaussian-full"]["rows"]
@@ -100,6 +100,9 @@ def test_bench_cli_end_to_end(tmp_path):
     assert all(r["counted_nfe"] == r["nfe"] for r in rows)
     assert by[("lazy-cov", 1)]["rmse"] < 1e-7  # the reference itself is RK4 (error ~1e-8 here)
     assert by[("euler", 1)]["rmse"] > 0.1
+    # NAME@GRID runs our sampler on another grid: lazy-cov stays exact on any grid, Euler's error moves
+    assert by[("lazy-cov@uniform", 2)]["rmse"] < 1e-7 and by[("lazy-cov@uniform", 2)]["counted_nfe"] == 2
+    assert by[("euler@edm", 2)]["rmse"] > 0.01 and abs(by[("euler@edm", 2)]["rmse"] - by[("euler", 2)]["rmse"]) > 1e-3
     assert (out / "bench.md").read_text().count("| lazy-cov |") == 1
     assert main(["bench", "--models", "gaussian-full", "--samplers", "ddim", "--out", str(out)]) == 2
 
@@ -122,7 +125,8 @@ def test_cached_reference_is_keyed_by_the_model_files(tmp_path, monkeypatch):
     b = dict(card, loaded_from={"w.safetensors": "bb" * 32})
     assert bench.model_fingerprint(a) != bench.model_fingerprint(b)
     x1, info1 = bench.cached_reference(provider, "gaussian", [0, 1, 2], 0, (8,), tmp_path, a, steps=8)
-    assert len(calls) == 2  # the reference and its half-step error estimate
+    assert len(calls) == 2  # RK4 x 8 and x 16: an exact Gaussian converges at the first doubling
+    assert info1["steps"] == 16 and info1["converged"]
     x2, _ = bench.cached_reference(provider, "gaussian", [0, 1, 2], 0, (8,), tmp_path, a, steps=8)
     assert len(calls) == 2 and torch.equal(x1, x2)  # reused
     _, info3 = bench.cached_reference(provider, "gaussian", [0, 1, 2], 0, (8,), tmp_path, b, steps=8)
@@ -130,3 +134,99 @@ def test_cached_reference_is_keyed_by_the_model_files(tmp_path, monkeypatch):
     assert info3["model_fingerprint"] == bench.model_fingerprint(b) != info1["model_fingerprint"]
     bench.cached_reference(provider, "gaussian", [0, 1, 3], 0, (8,), tmp_path, b, steps=8)
     assert len(calls) == 6  # other indices: recomputed
+
+
+def test_reference_doubles_until_the_change_is_below_tol_and_bounds_its_error(tmp_path):
+    """The reference doubles RK4's steps until the RMS change is <= tol; the change it reports bounds
+    the returned solution's true error, checked against the exact flow map of N(mu, s^2 I) on the
+    linear schedule, X_1 = mu + s Z (an independent closed form, not the sampler)."""
+    from lazysi.numeric import bench
+    from lazysi.numeric.lazy import per_sample_normal
+    from lazysi.numeric.zoo import load_model
+
+    provider, card = load_model("gaussian")
+    idx = list(range(6))
+    exact = torch.tensor(card["mean"], dtype=torch.float64) + card["cov"] ** 0.5 * per_sample_normal(3, idx, (8,))
+    logs = []
+    # a tolerance RK4 cannot meet by 4 steps: the finest solution comes back, flagged, with a warning
+    x, info = bench.cached_reference(provider, "gaussian", idx, 3, (8,), tmp_path, card, steps=1, tol=1e-15,
+                                     max_steps=4, log=logs.append)
+    assert info["steps"] == 4 and not info["converged"] and [d["steps"] for d in info["doublings"]] == [2, 4]
+    assert any("WARNING" in line for line in logs)
+    err = float((x - exact).pow(2).mean().sqrt())
+    assert 0 < err <= info["error_estimate_rmse"]
+    assert info["error_estimate_max_sample"] >= info["error_estimate_rmse"]
+    # a reachable tolerance stops at the first doubling whose change is below it, and the error is below tol
+    x2, info2 = bench.cached_reference(provider, "gaussian", idx, 3, (8,), tmp_path, card, steps=1, tol=1e-6,
+                                       max_steps=64, log=logs.append)
+    changes = [d["rms_change"] for d in info2["doublings"]]
+    assert info2["converged"] and changes[-1] <= 1e-6 and all(c > 1e-6 for c in changes[:-1])
+    assert float((x2 - exact).pow(2).mean().sqrt()) <= 1e-6
+    with pytest.raises(ValueError, match="max_steps"):
+        bench.cached_reference(provider, "gaussian", idx, 3, (8,), tmp_path, card, steps=8, max_steps=8)
+
+
+def test_split_sampler_names_a_grid_for_our_samplers_only():
+    from lazysi.numeric.bench import evals_per_step, split_sampler
+
+    assert split_sampler("lazy-cov-pcd@uniform") == ("lazy-cov-pcd", "uniform")
+    assert split_sampler("lazy-ode@edm") == ("lazy-ode", "edm") and split_sampler("unipc") == ("unipc", None)
+    assert evals_per_step("heun@lambda") == 2
+    for bad, msg in [("lazy-ode@vp", "unknown grid 'vp'"), ("unipc@uniform", "peers run on"),
+                     ("nope@uniform", "unknown sampler 'nope'"), ("euler@", "empty grid")]:
+        with pytest.raises(ValueError, match=msg):
+            split_sampler(bad)
+
+
+def _synthetic_logits(n: int, t0: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits z ~ N(0, 2^2) and labels drawn from softmax(z / t0): t0 is the true temperature."""
+    g = torch.Generator().manual_seed(seed)
+    z = 2.0 * torch.randn(n, 10, generator=g, dtype=torch.float64)
+    y = torch.multinomial(torch.softmax(z / t0, 1), 1, generator=g)[:, 0]
+    return z, y
+
+
+def test_fit_temperature_recovers_the_true_temperature_and_minimises_the_nll():
+    from scipy.optimize import minimize_scalar
+
+    z, y = _synthetic_logits(40_000, 0.5)
+    t = metrics.fit_temperature(z, y)
+    assert abs(t / 0.5 - 1) < 0.04  # statistical error at n = 40,000 is ~1 %
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(z / math.exp(log_t), y))
+
+    oracle = math.exp(minimize_scalar(nll, bounds=(-5, 5), method="bounded", options={"xatol": 1e-10}).x)
+    assert abs(t / oracle - 1) < 1e-6
+    z2, y2 = _synthetic_logits(40_000, 2.0, seed=1)
+    assert abs(metrics.fit_temperature(z2, y2) / 2.0 - 1) < 0.04
+    # a classifier that is never wrong has no finite NLL-optimal temperature
+    with pytest.raises(ValueError, match="outside"):
+        metrics.fit_temperature(z, z.argmax(1))
+    with pytest.raises(ValueError, match="need logits"):
+        metrics.fit_temperature(z[:, 0], y)
+
+
+def test_expected_calibration_error_separates_calibrated_from_overconfident():
+    z, y = _synthetic_logits(40_000, 1.0, seed=2)
+    assert metrics.expected_calibration_error(torch.softmax(z, 1), y) < 0.01
+    assert metrics.expected_calibration_error(torch.softmax(z / 0.4, 1), y) > 0.08
+    # hand example: two samples at confidence 0.8 in one bin, one right one wrong -> |0.5 - 0.8| = 0.3
+    p = torch.tensor([[0.8, 0.2], [0.8, 0.2]], dtype=torch.float64)
+    assert metrics.expected_calibration_error(p, torch.tensor([0, 1])) == pytest.approx(0.3, abs=1e-12)
+
+
+def test_committed_classifier_temperature_is_the_refit_and_only_rescales():
+    """The card's temperature is the NLL optimum on the held-out digits for these weights (refit
+    here), lowers the held-out ECE, and changes no predicted class."""
+    from lazysi.numeric.data import load_mnist, mnist_labels
+
+    card = metrics.classifier_card()
+    x, y = load_mnist("test"), mnist_labels("test")
+    with torch.no_grad():
+        z = metrics.classifier()(x).to(torch.float64)
+    assert abs(metrics.fit_temperature(z, y) / card["temperature"] - 1) < 1e-6
+    p_cal, p_raw = metrics.classifier_probabilities(x), metrics.classifier_probabilities(x, calibrated=False)
+    assert torch.equal(p_cal.argmax(1), p_raw.argmax(1))
+    assert metrics.expected_calibration_error(p_cal, y) < metrics.expected_calibration_error(p_raw, y)
+    assert card["calibration"]["calibrated"]["ece"] == pytest.approx(metrics.expected_calibration_error(p_cal, y), abs=1e-9)
