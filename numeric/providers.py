@@ -97,6 +97,17 @@ class FieldProvider(ABC):
         eta_x, eta_z = self.fields(t, x)
         return self.schedule.alpha_dot(tb) * eta_z + self.schedule.beta_dot(tb) * eta_x
 
+    def _late_coefficient_infinite_on_host(self, t, x: torch.Tensor, diffusion: Diffusion) -> bool | None:
+        """Whether ``alpha_dot - eps/alpha`` is non-finite at some time ``>= 1/2`` of ``t``, decided
+        on the CPU in x's dtype when ``t`` is a number or a CPU tensor (the samplers' grids are), so
+        that :meth:`drift` on an accelerator does not wait for the device to answer
+        ``infinite.any()`` on every call; ``None`` when ``t`` itself lives on the device."""
+        if torch.is_tensor(t) and t.device.type != "cpu":
+            return None
+        th = torch.as_tensor(t, dtype=x.dtype).reshape(-1)
+        coeff = self.schedule.alpha_dot(th) - diffusion.eps_over_alpha(self.schedule, th)
+        return bool((~torch.isfinite(coeff) & (th >= 0.5)).any())
+
     def drift(self, t, x: torch.Tensor, diffusion: Diffusion | None = None) -> torch.Tensor:
         """``b + eps s`` (the ODE velocity when ``diffusion`` is None or zero).
 
@@ -121,7 +132,8 @@ class FieldProvider(ABC):
         term_z = coeff_z * eta_z
         late_time = tb >= 0.5
         infinite = ~torch.isfinite(coeff_z) & late_time
-        if bool(infinite.any()):  # alpha is evaluated only here, not on every call
+        host = None if x.device.type == "cpu" else self._late_coefficient_infinite_on_host(t, x, diffusion)
+        if host if host is not None else bool(infinite.any()):  # alpha is evaluated only here, not on every call
             infinite = infinite & (sch.alpha(tb) == 0)
             alpha_coeff_z = sch.alpha_alpha_dot(tb) - diffusion.eps(sch, tb)
             term_z = torch.where(infinite, -alpha_coeff_z * self.score(t, x), term_z)

@@ -375,6 +375,13 @@ def test_drift_finite_and_exact_at_point_mass_data_end(kind, nu):
     # batched times with the end among them agree with one-time calls
     tt = torch.tensor([0.3, 0.8, 1.0, 1.0], dtype=F64)
     assert torch.allclose(prov.drift(tt, x, diff)[2:], got[2:], rtol=1e-14, atol=1e-14)
+    # on an accelerator the end is detected on the host from the grid's times (no device sync per
+    # call); that decision agrees with the device-side one for numbers, 0-d and batched CPU times
+    for tv, expect in [(1.0, True), (0.8, False), (0.3, False), (one, True), (tt, True), (tt[:2], False)]:
+        coeff = ns.alpha_dot(torch.as_tensor(tv, dtype=F64)) - diff.eps_over_alpha(ns, torch.as_tensor(tv, dtype=F64))
+        device_side = bool((~torch.isfinite(coeff) & (torch.as_tensor(tv, dtype=F64) >= 0.5)).any())
+        assert prov._late_coefficient_infinite_on_host(tv, x, diff) is expect is device_side
+    assert prov._late_coefficient_infinite_on_host(torch.ones(1, device="meta"), x, diff) is None
     if nu == 1.0:  # a single Gaussian: C12's point-mass form, derived separately, at t = 1
         g = GaussianProvider(ns, means[0], covs[0])
         assert torch.allclose(g.drift(one, x, diff), g.point_mass_drift(one, x), rtol=1e-11, atol=1e-11)
