@@ -58,7 +58,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--sigma", type=float, default=None, help="lazy data scale (default: the model's .lazy.json settings file, else the card's data_rms_centred)")
     p.add_argument("--mu", default="data", help="centring mean: a number, or 'data' (per-coordinate data mean)")
-    p.add_argument("--grid", default="uniform", choices=list(GRIDS), help="time grid")
+    p.add_argument("--grid", default=None, choices=[*GRIDS, "vp"],
+                   help="time grid (default: 'vp' for the covariance-aware lazy-cov* samplers, the lazy vp(sigma) "
+                        "schedule's uniform grid; 'uniform' in t for the others; 'vp' exists only for lazy-cov*)")
     p.add_argument("--shift", type=float, default=3.0, help="shift of the 'shifted' grid")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--dtype", default="float64", choices=("float32", "float64"), help="dtype of the sampler state")
@@ -130,6 +132,21 @@ def _mu(value: str, name: str, provider, card) -> torch.Tensor:
     return torch.tensor(mu, dtype=torch.float64)
 
 
+def _resolve_grid(args: argparse.Namespace) -> str:
+    """``--grid`` resolved for the sampler: the covariance-aware samplers default to ``vp``, the others
+    to ``uniform``; ``vp`` is only defined for the former."""
+    from lazysi.numeric.covlazy import COV_SAMPLERS
+    from lazysi.numeric.lazy import GRIDS
+
+    cov = args.sampler in COV_SAMPLERS
+    if args.grid is None:
+        return "vp" if cov else "uniform"
+    if args.grid == "vp" and not cov:
+        raise UsageError(f"--grid vp is the covariance-aware samplers' grid ({', '.join(COV_SAMPLERS)}); "
+                         f"{args.sampler} takes one of {', '.join(GRIDS)}")
+    return args.grid
+
+
 def run(args: argparse.Namespace) -> int:
     from lazysi.numeric.lazy import SAMPLERS, sample, sample_batched
     from lazysi.numeric.record import package_versions, run_record
@@ -155,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     shape = tuple(int(s) for s in card["data_shape"])
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
 
+    args.grid = _resolve_grid(args)
     if args.shard_size is not None or args.resume or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return _run_sharded(args, provider, card, shape, sigma, mu, dtype)
 
@@ -220,11 +238,11 @@ def _classifier_features(card) -> Callable[[torch.Tensor], torch.Tensor] | None:
 
 def _cov_generator(args, provider, card, shape, sigma, dtype) -> Callable[[list[int]], tuple[torch.Tensor, int]]:
     """``indices -> (samples, NFE)`` for a covariance-aware sampler (the Gaussian approximation is
-    built once; the ``uniform`` grid option means the lazy samplers' own ``vp`` grid)."""
+    built once; ``args.grid`` is already resolved by :func:`_resolve_grid`)."""
     from lazysi.numeric.covlazy import approx_for_model, generate_cov
 
     approx = approx_for_model(args.model, provider, card)
-    grid = "vp" if args.grid == "uniform" else args.grid
+    grid = args.grid
 
     def fn(indices: list[int]) -> tuple[torch.Tensor, int]:
         return generate_cov(provider, args.sampler, args.steps, indices, args.seed, shape, approx, grid=grid,

@@ -72,6 +72,7 @@ def test_mnist_unet_batch_invariance(tmp_path):
     (["--steps", "0"], "--steps must be >= 1"),
     (["--mu", "middle"], "--mu must be a number"),
     (["--sigma", "-1"], "--sigma must be positive"),
+    (["--grid", "vp"], "--grid vp is the covariance-aware samplers' grid"),
 ])
 def test_bad_options_exit_2(tmp_path, capsys, bad, message):
     steps = [] if bad[0] == "--steps" else ["--steps", "2"]
@@ -85,3 +86,25 @@ def test_unknown_model_exit_2(tmp_path, capsys):
     assert main(["sample", "--model", str(tmp_path / "none"), "--sampler", "euler", "--steps", "1",
                  "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_cov_sampler_grid_default_vp_and_uniform_selectable(tmp_path):
+    """The covariance-aware samplers run on their vp grid by default and on the uniform-in-t grid
+    with ``--grid uniform`` (until stop 12 'uniform' was silently mapped to vp); both equal the
+    library's ``generate_cov`` on that grid."""
+    import torch
+
+    from lazysi.numeric.covlazy import approx_for_model, generate_cov, resolve_sigma
+    from lazysi.numeric.zoo import load_model
+
+    args = ["--model", "gaussian-full", "--sampler", "lazy-cov-pcd", "--steps", "3", "--n", "4", "--seed", "1"]
+    d, rec_d = _sample(tmp_path, "d", *args)
+    u, rec_u = _sample(tmp_path, "u", *args, "--grid", "uniform")
+    assert rec_d["options"]["grid"] == "vp" and rec_u["options"]["grid"] == "uniform"
+    provider, card = load_model("gaussian-full")
+    sigma, _ = resolve_sigma("gaussian-full", card, None)
+    approx = approx_for_model("gaussian-full", provider, card)
+    for x, grid in ((d, "vp"), (u, "uniform")):
+        ref, _ = generate_cov(provider, "lazy-cov-pcd", 3, range(4), 1, card["data_shape"], approx, grid=grid, sigma=sigma)
+        assert np.array_equal(x, ref.to(torch.float32).numpy())
+    assert not np.array_equal(d, u)
