@@ -10,6 +10,9 @@ is worth against it.
   ``reference`` sampler there): its pathwise error against the reference, and whether the
   committed classifier's calibrated "confidence >= 0.9" decision is the same for both on each of
   the 128 samples.
+* The per-sample error distribution at NFE 16 and 32 of lazy-cov-pcd / lazy-cov-pc on the uniform
+  grid, UniPC and DPM-Solver++ (median, 90th percentile, the three worst samples and the RMSE
+  without them): where the NFE-32 loss to UniPC comes from.
 
     python benchmarks/reference_check.py      # writes benchmarks/results/mnist/reference_check.json
 """
@@ -57,6 +60,19 @@ def main() -> None:
         "share_confident_reference": float((conf_ref >= 0.9).double().mean()),
         "same_decision": int(((conf8 >= 0.9) == (conf_ref >= 0.9)).sum()), "n": len(idx)}
     print(result["rk4x8_vs_reference"], flush=True)
+    ctx = bench._model_ctx("mnist", provider, card, None)
+    result["per_sample_errors"] = []
+    for k in (16, 32):
+        for name in ("lazy-cov-pcd@uniform", "lazy-cov-pc@uniform", "unipc", "dpm++2m"):
+            x, _ = bench.sample_any(provider, name, k, idx, 0, shape, ctx)
+            e = per_sample(x, ref)
+            worst = e.sort(descending=True)
+            row = {"sampler": name, "nfe": k, "rmse": pathwise_rmse(x, ref), "median": float(e.median()),
+                   "p90": float(e.quantile(0.9)),
+                   "worst3": [[int(i), float(v)] for v, i in zip(worst.values[:3], worst.indices[:3])],
+                   "rmse_without_worst3": float(worst.values[3:].pow(2).mean().sqrt())}
+            result["per_sample_errors"].append(row)
+            print(row, flush=True)
     result["training_steps"] = card.get("training_steps")
     result["model_fingerprint"] = bench.model_fingerprint(card)
     result["seconds"] = round(time.perf_counter() - t0, 1)
