@@ -105,9 +105,10 @@ def cached_reference(provider, model: str, indices: Sequence[int], seed: int, sh
     """Reference solution of the training schedule's probability-flow ODE from the per-sample noise:
     RK4 on uniform grids of ``steps``, ``2 steps``, ``4 steps``, ... until the RMS (over *all* rows and
     coordinates) of the change between two successive solutions is at most ``tol``; the finer one is
-    returned. That change estimates the coarser solution's error, so it bounds the returned one's
-    (RK4 error falls with the step), and by the triangle inequality any benchmark RMSE measured
-    against the reference is off by at most the reference's own RMS error. No Richardson factor
+    returned. That change is at least ``err(coarse) - err(fine)``, so it bounds the returned
+    solution's error whenever halving the step at least halves the error (RK4's does, from second
+    to fourth order, in the measured runs); and by the triangle inequality any benchmark RMSE
+    measured against the reference is off by at most the reference's own RMS error. No Richardson factor
     1/15 and no subsample: trajectories near a split between digits are neither asymptotic nor
     common. If ``max_steps`` is reached first, the finest solution is returned with
     ``"converged": False`` and a warning is logged.
