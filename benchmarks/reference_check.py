@@ -12,7 +12,9 @@ is worth against it.
   the 128 samples.
 * The per-sample error distribution at NFE 16 and 32 of lazy-cov-pcd / lazy-cov-pc on the uniform
   grid, UniPC and DPM-Solver++ (median, 90th percentile, the three worst samples and the RMSE
-  without them): where the NFE-32 loss to UniPC comes from.
+  without them): where the NFE-32 loss to UniPC comes from; and, for the samples that dominate it
+  (55, 8, 70, 12), the error of lazy-cov-pcd@uniform, UniPC and Euler at NFE 16–128 (is it
+  convergence, or luck on a near-chaotic trajectory?).
 
     python benchmarks/reference_check.py      # writes benchmarks/results/mnist/reference_check.json
 """
@@ -72,6 +74,14 @@ def main() -> None:
                    "worst3": [[int(i), float(v)] for v, i in zip(worst.values[:3], worst.indices[:3])],
                    "rmse_without_worst3": float(worst.values[3:].pow(2).mean().sqrt())}
             result["per_sample_errors"].append(row)
+            print(row, flush=True)
+    hard = [55, 8, 70, 12]
+    result["hard_samples"] = {"indices": hard, "rows": []}
+    for k in (16, 32, 48, 64, 96, 128):
+        for name in ("lazy-cov-pcd@uniform", "unipc", "euler"):
+            x, _ = bench.sample_any(provider, name, k, hard, 0, shape, ctx)
+            row = {"sampler": name, "nfe": k, "errors": per_sample(x, ref[hard]).tolist()}
+            result["hard_samples"]["rows"].append(row)
             print(row, flush=True)
     result["training_steps"] = card.get("training_steps")
     result["model_fingerprint"] = bench.model_fingerprint(card)
