@@ -40,7 +40,7 @@ REF_TOL = 1e-3
 REF_MAX_STEPS = 768
 DEFAULT_NFE = (1, 2, 3, 4, 6, 8, 12, 16, 32)
 DEFAULT_SAMPLERS = ("euler", "heun", "lazy-ode", "lazy-heun", "lazy-cov", "lazy-cov2", "lazy-cov-pc",
-                    "fm-euler", "dpm++2m", "unipc", "fm-midpoint")
+                    "lazy-cov-pcd", "lazy-cov-pcd@uniform", "fm-euler", "dpm++2m", "unipc", "fm-midpoint")
 #: deterministic samplers (pathwise RMSE is meaningful)
 ODE_SAMPLERS = {"euler", "heun", "midpoint", "rk4", "lazy-ode", "lazy-heun", *covlazy.COV_SAMPLERS, *PEERS}
 
