@@ -15,6 +15,9 @@ is worth against it.
   without them): where the NFE-32 loss to UniPC comes from; and, for the samples that dominate it
   (55, 8, 70, 12), the error of lazy-cov-pcd@uniform, UniPC and Euler at NFE 16–128 (is it
   convergence, or luck on a near-chaotic trajectory?).
+* lazy-cov-pcd at NFE 4 and 8 on vp(sigma) grids for sigma from 0.5 to 6 (``sigma`` only places
+  the grid of the covariance-aware samplers): is the NFE-4 shortfall against Euler at NFE 16 a
+  matter of the grid's sigma?
 
     python benchmarks/reference_check.py      # writes benchmarks/results/mnist/reference_check.json
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from lazysi.numeric import bench
+from lazysi.numeric import bench, covlazy
 from lazysi.numeric.lazy import generate
 from lazysi.numeric.metrics import classifier_probabilities, pathwise_rmse
 from lazysi.numeric.zoo import load_model
@@ -82,6 +85,13 @@ def main() -> None:
             x, _ = bench.sample_any(provider, name, k, hard, 0, shape, ctx)
             row = {"sampler": name, "nfe": k, "errors": per_sample(x, ref[hard]).tolist()}
             result["hard_samples"]["rows"].append(row)
+            print(row, flush=True)
+    result["grid_sigma_sweep"] = []
+    for k in (4, 8):
+        for sg in (0.5, 1.0, 1.5, ctx["sigma"], 2.5, 3.0, 4.0, 6.0):
+            x, _ = covlazy.generate_cov(provider, "lazy-cov-pcd", k, idx, 0, shape, ctx["approx"], grid="vp", sigma=sg)
+            row = {"sampler": "lazy-cov-pcd", "nfe": k, "grid_sigma": sg, "rmse": pathwise_rmse(x, ref)}
+            result["grid_sigma_sweep"].append(row)
             print(row, flush=True)
     result["training_steps"] = card.get("training_steps")
     result["model_fingerprint"] = bench.model_fingerprint(card)
