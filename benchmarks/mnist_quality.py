@@ -27,18 +27,16 @@ from lazysi.cmd_sample import image_grid, write_png
 from lazysi.numeric.covlazy import COV_SAMPLERS, approx_for_model, resolve_sigma, sample_cov
 from lazysi.numeric.data import load_mnist
 from lazysi.numeric.lazy import sample
+from lazysi.numeric.metrics import classifier_logits
 from lazysi.numeric.models import load_checkpoint
 from lazysi.numeric.zoo import load_model, mean_vector
 
 OUT = Path(__file__).resolve().parent / "results"
 
 
-def confidences(clf, x: torch.Tensor, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The classifier's top probability ``softmax(logits / temperature)`` and class per image (inputs
-    clamped to [-1, 1])."""
-    with torch.no_grad():
-        logits = torch.cat([clf(xb.float().clamp(-1, 1)) for xb in torch.split(x, 500)])
-    return torch.softmax(logits.double() / temperature, dim=1).max(1)
+def confidences(logits: torch.Tensor, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top probability of ``softmax(logits / temperature)`` and its class, per image."""
+    return torch.softmax(logits / temperature, dim=1).max(1)
 
 
 def main() -> None:
@@ -74,11 +72,12 @@ def main() -> None:
     clf, clf_card = load_checkpoint(clf_stem)
     clf.eval()
     temperature = float(clf_card.get("temperature", 1.0))
-    real = load_mnist("test")  # the classifier's held-out digits
+    logits = classifier_logits(x, clf)
+    logits_real = classifier_logits(load_mnist("test"), clf)  # the classifier's held-out digits
 
     def shares(t: float) -> tuple[float, float, torch.Tensor, torch.Tensor]:
-        conf, label = confidences(clf, x, t)
-        conf_real, _ = confidences(clf, real, t)
+        conf, label = confidences(logits, t)
+        conf_real, _ = confidences(logits_real, t)
         return (float((conf >= args.threshold).double().mean()), float((conf_real >= args.threshold).double().mean()),
                 conf, label)
 

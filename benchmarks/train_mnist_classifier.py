@@ -68,10 +68,10 @@ def accuracy(model: MNISTClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
 @torch.no_grad()
 def calibration(model: MNISTClassifier, x: torch.Tensor, y: torch.Tensor, threshold: float = 0.9) -> dict:
     """Temperature-scaling record on held-out digits (see the module docstring)."""
-    from lazysi.numeric.metrics import expected_calibration_error, fit_temperature
+    from lazysi.numeric.metrics import classifier_logits, expected_calibration_error, fit_temperature
 
     model.eval()
-    z = torch.cat([model(xb) for xb in x.split(500)]).to(torch.float64)
+    z = classifier_logits(x, model)
     t_all = fit_temperature(z, y)
     even, odd = torch.arange(0, len(y), 2), torch.arange(1, len(y), 2)
     t_even, t_odd = fit_temperature(z[even], y[even]), fit_temperature(z[odd], y[odd])

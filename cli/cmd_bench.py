@@ -28,7 +28,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["mnist-gmm"], help="mnist-gmm | mnist | gaussian | gaussian-full | PATH")
     p.add_argument("--nfe", type=int, nargs="+", default=list(DEFAULT_NFE), help="NFE values")
-    p.add_argument("--samplers", nargs="+", default=list(DEFAULT_SAMPLERS), help="sampler and peer names; NAME@GRID runs one of our samplers on another time grid "
+    p.add_argument("--samplers", nargs="+", default=list(DEFAULT_SAMPLERS),
+                   help="sampler and peer names; NAME@GRID runs one of our samplers on another time grid "
                         "(e.g. lazy-cov-pcd@uniform; peers keep their scheduler's grid)")
     p.add_argument("--n", type=int, default=256, help="samples for pathwise RMSE and SW2")
     p.add_argument("--n-fid", type=int, default=2000, help="samples per classifier-FID value")

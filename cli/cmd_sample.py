@@ -242,10 +242,9 @@ def _cov_generator(args, provider, card, shape, sigma, dtype) -> Callable[[list[
     from lazysi.numeric.covlazy import approx_for_model, generate_cov
 
     approx = approx_for_model(args.model, provider, card)
-    grid = args.grid
 
     def fn(indices: list[int]) -> tuple[torch.Tensor, int]:
-        return generate_cov(provider, args.sampler, args.steps, indices, args.seed, shape, approx, grid=grid,
+        return generate_cov(provider, args.sampler, args.steps, indices, args.seed, shape, approx, grid=args.grid,
                             sigma=sigma, shift=args.shift, dtype=dtype, device=args.device)
 
     return fn

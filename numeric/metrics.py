@@ -32,6 +32,7 @@ __all__ = [
     "classifier",
     "classifier_card",
     "classifier_features",
+    "classifier_logits",
     "classifier_probabilities",
     "fit_temperature",
     "expected_calibration_error",
@@ -135,16 +136,22 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: 
     return ece
 
 
-def classifier_probabilities(x: torch.Tensor, calibrated: bool = True, batch: int = 500) -> torch.Tensor:
-    """Class probabilities (float64, ``(n, 10)``) of images in data space (clipped to [-1, 1]):
-    ``softmax(logits / T)`` with the card's ``temperature`` ``T``, or ``T = 1`` if not ``calibrated``."""
-    model = classifier()
-    temperature = float(classifier_card().get("temperature", 1.0)) if calibrated else 1.0
+def classifier_logits(x: torch.Tensor, model=None, batch: int = 500) -> torch.Tensor:
+    """Logits (float64, ``(n, classes)``) of images in data space (clipped to [-1, 1]) under ``model``
+    (default: the committed classifier), in chunks of ``batch``."""
+    model = classifier() if model is None else model
     out = []
     with torch.no_grad():
         for chunk in torch.split(torch.as_tensor(x), batch):
             out.append(model(chunk.to(torch.float32).clamp(-1.0, 1.0).cpu()).to(torch.float64))
-    return torch.softmax(torch.cat(out) / temperature, 1)
+    return torch.cat(out)
+
+
+def classifier_probabilities(x: torch.Tensor, calibrated: bool = True, batch: int = 500) -> torch.Tensor:
+    """Class probabilities (float64, ``(n, 10)``) of images in data space (clipped to [-1, 1]):
+    ``softmax(logits / T)`` with the card's ``temperature`` ``T``, or ``T = 1`` if not ``calibrated``."""
+    temperature = float(classifier_card().get("temperature", 1.0)) if calibrated else 1.0
+    return torch.softmax(classifier_logits(x, batch=batch) / temperature, 1)
 
 
 def classifier_features(x: torch.Tensor, batch: int = 500) -> torch.Tensor:
