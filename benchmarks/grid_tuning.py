@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from lazysi.numeric import bench, covlazy
-from lazysi.numeric.metrics import pathwise_rmse
-from lazysi.numeric.zoo import load_model
+from lazysi.numeric.evaluation import bench, covlazy
+from lazysi.numeric.evaluation.metrics import pathwise_rmse
+from lazysi.numeric.models.zoo import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PILOT_OFFSET = 10000

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from lazysi.numeric import bench, covlazy, metrics
-from lazysi.numeric.zoo import load_model
+from lazysi.numeric.evaluation import bench, covlazy, metrics
+from lazysi.numeric.models.zoo import load_model
 
 OUT = Path(__file__).resolve().parent / "results"
 

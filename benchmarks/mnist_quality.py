@@ -24,12 +24,12 @@ import torch
 
 import lazysi.numeric as numeric_pkg
 from lazysi.cmd_sample import image_grid, write_png
-from lazysi.numeric.covlazy import COV_SAMPLERS, approx_for_model, resolve_sigma, sample_cov
-from lazysi.numeric.data import load_mnist
-from lazysi.numeric.lazy import sample
-from lazysi.numeric.metrics import classifier_logits
+from lazysi.numeric.sampling.covlazy import COV_SAMPLERS, approx_for_model, resolve_sigma, sample_cov
+from lazysi.numeric.models.data import load_mnist
+from lazysi.numeric.sampling.lazy import sample
+from lazysi.numeric.evaluation.metrics import classifier_logits
 from lazysi.numeric.models import load_checkpoint
-from lazysi.numeric.zoo import load_model, mean_vector
+from lazysi.numeric.models.zoo import load_model, mean_vector
 
 OUT = Path(__file__).resolve().parent / "results"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from lazysi.numeric.data import load_mnist
+from lazysi.numeric.models.data import load_mnist
 
 OUT = Path(__file__).resolve().parents[1] / "numeric" / "weights" / "mnist_stats.safetensors"
 

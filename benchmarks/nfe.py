@@ -1,7 +1,7 @@
 """Recorded few-step benchmarks (issue 7, item 5): ``python benchmarks/nfe.py [mnist-gmm|mnist]``
 runs exactly the ``lazysi bench`` command recorded in BENCHMARKS.md for that model ("Few-step
 sampling: quality vs NFE"; default ``mnist-gmm``); extra arguments are passed on (e.g. ``--quick``).
-The logic lives in :mod:`lazysi.numeric.bench`."""
+The logic lives in :mod:`lazysi.numeric.evaluation.bench`."""
 from __future__ import annotations
 
 import sys

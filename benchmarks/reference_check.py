@@ -1,7 +1,7 @@
 """The benchmark reference on the embedded ``mnist`` U-Net, and what the quality floor's sampler
 is worth against it.
 
-* The bench's reference (:func:`lazysi.numeric.bench.cached_reference`: RK4 doubled from x 48
+* The bench's reference (:func:`lazysi.numeric.evaluation.bench.cached_reference`: RK4 doubled from x 48
   until the RMS change over all 128 samples is <= 1e-3; the same cache file ``lazysi bench``
   uses) with its doubling history.
 * The fixed RK4 x 48 reference used until stop 11: its error against that reference (overall,
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 
-from lazysi.numeric import bench, covlazy
-from lazysi.numeric.lazy import generate
-from lazysi.numeric.metrics import classifier_probabilities, pathwise_rmse
-from lazysi.numeric.zoo import load_model
+from lazysi.numeric.evaluation import bench, covlazy
+from lazysi.numeric.sampling.lazy import generate
+from lazysi.numeric.evaluation.metrics import classifier_probabilities, pathwise_rmse
+from lazysi.numeric.models.zoo import load_model
 
 OUT = Path(__file__).resolve().parent / "results" / "mnist"
 

@@ -16,7 +16,7 @@ is ``k(s, d) w`` with ``k = alpha_dot g_Z + beta_dot g_X``:
   where the exact flow gives ``sqrt(d_j)/sigma``, so the predicted RMSE per pixel is
   ``sqrt(mean_j (sigma P_j - sqrt(d_j))^2)`` (the mean is exact under centring).
 
-Grids: ``uniform`` (in s), ``lambda``, ``edm`` (lazysi.numeric.lazy.make_grid), and ``gauss-opt``:
+Grids: ``uniform`` (in s), ``lambda``, ``edm`` (lazysi.numeric.sampling.lazy.make_grid), and ``gauss-opt``:
 the interior points minimising the same predicted Gaussian error (Adam on a softmax
 parametrisation; differentiable because the kernels are torch code).
 
@@ -37,15 +37,15 @@ from pathlib import Path
 
 import torch
 
-from lazysi.numeric import covlazy
-from lazysi.numeric.bench import RESULTS_DIR, cached_reference
-from lazysi.numeric.gaussian import GaussianFieldKernels
-from lazysi.numeric.kernels import NumericSchedule
-from lazysi.numeric.lazy import lazy_provider, make_grid
-from lazysi.numeric.metrics import pathwise_rmse
-from lazysi.numeric.samplers import integrate, provider_ode
-from lazysi.numeric.seeding import per_sample_normal
-from lazysi.numeric.zoo import load_model, mean_vector
+from lazysi.numeric.sampling import covlazy
+from lazysi.numeric.evaluation.bench import RESULTS_DIR, cached_reference
+from lazysi.numeric.fields.gaussian import GaussianFieldKernels
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.sampling.lazy import lazy_provider, make_grid
+from lazysi.numeric.evaluation.metrics import pathwise_rmse
+from lazysi.numeric.sampling.solvers import integrate, provider_ode
+from lazysi.numeric.sampling.seeding import per_sample_normal
+from lazysi.numeric.models.zoo import load_model, mean_vector
 from lazysi.symbolic.families import family
 
 SIGMAS = (0.52, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
@@ -137,7 +137,7 @@ def rules_only(model: str, write: bool = True) -> int:
         "sigma_rule": "sigma_gauss_4: minimises the predicted NFE-4 lazy-Euler pathwise error of the Gaussian approximation",
         **rules,
         "mu": "data",
-        "mu_rule": "per-pixel mean of the model's data (lazysi.numeric.zoo.mean_vector)",
+        "mu_rule": "per-pixel mean of the model's data (lazysi.numeric.models.zoo.mean_vector)",
         "mu_mean_value": float(mu.mean()),
         "grid": "uniform",
         "spectrum": approx.summary,
@@ -220,14 +220,14 @@ def main(argv: list[str] | None = None) -> int:
             "sigma_gauss_8": res["sigma_gauss_8"],
             "best_measured_sigma": best,
             "mu": "data",
-            "mu_rule": "exact per-pixel mixture mean (lazysi.numeric.zoo.mean_vector)",
+            "mu_rule": "exact per-pixel mixture mean (lazysi.numeric.models.zoo.mean_vector)",
             "mu_mean_value": float(mu.mean()),
             "grid": "uniform",
             "best_measured_grid": grid_best,
             "spectrum": approx.summary,
             "written_by": res["command"],
         }
-        from lazysi.numeric.covlazy import lazy_settings_path
+        from lazysi.numeric.sampling.covlazy import lazy_settings_path
 
         lazy_settings_path("mnist-gmm").write_text(json.dumps(settings, indent=1) + "\n")
     print(f"done in {res['seconds']} s", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Train the small MNIST CNN classifier used by the numeric benchmarks.
 
 Trains :class:`lazysi.numeric.models.classifier.MNISTClassifier` on the
-``"train"`` split of :func:`lazysi.numeric.data.load_mnist` (4,000 digits), reports
+``"train"`` split of :func:`lazysi.numeric.models.data.load_mnist` (4,000 digits), reports
 accuracy on the ``"test"`` split (1,000 digits) and writes
 
 * ``numeric/weights/mnist_classifier.safetensors`` (float32 weights),
@@ -12,7 +12,7 @@ Augmentation: random integer translations of up to ``--shift`` pixels (no flips)
 Calibration: training uses label smoothing (``--label-smoothing``, 0.05 for the committed weights),
 which makes the softmax systematically under-confident (its top probability aims at 0.955, not 1).
 After training, a temperature ``T`` is fitted by minimising the NLL on the 1,000 held-out digits
-(:func:`lazysi.numeric.metrics.fit_temperature`; one parameter, the predicted class and the FID
+(:func:`lazysi.numeric.evaluation.metrics.fit_temperature`; one parameter, the predicted class and the FID
 features are unchanged) and stored in the card with the calibration record: NLL and ECE before and
 after, the temperatures fitted on each half of the held-out digits, and the share of held-out
 digits with confidence >= 0.9 raw, calibrated and cross-fitted (each half scored with the other
@@ -40,7 +40,7 @@ from torch.nn import functional as F
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "numeric" / "weights"
 
-from lazysi.numeric.data import load_mnist, mnist_labels  # noqa: E402
+from lazysi.numeric.models.data import load_mnist, mnist_labels  # noqa: E402
 from lazysi.numeric.models.classifier import MNISTClassifier  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def accuracy(model: MNISTClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
 @torch.no_grad()
 def calibration(model: MNISTClassifier, x: torch.Tensor, y: torch.Tensor, threshold: float = 0.9) -> dict:
     """Temperature-scaling record on held-out digits (see the module docstring)."""
-    from lazysi.numeric.metrics import classifier_logits, expected_calibration_error, fit_temperature
+    from lazysi.numeric.evaluation.metrics import classifier_logits, expected_calibration_error, fit_temperature
 
     model.eval()
     z = classifier_logits(x, model)

@@ -40,7 +40,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "numeric" / "weights"
 
-from lazysi.numeric.data import load_mnist  # noqa: E402
+from lazysi.numeric.models.data import load_mnist  # noqa: E402
 from lazysi.numeric.models.unet import UNet  # noqa: E402
 
 DEFAULT_ARCH: dict[str, Any] = {

@@ -9,7 +9,7 @@ Examples::
 Every sampler starts from the same per-sample noise on the same model in the same process.
 Writes ``bench.json``, ``bench.md`` (Markdown tables), ``bench_rmse.png`` (quality vs NFE) and
 ``grid_nfe4_<model>.png`` (side-by-side samples at NFE 4, samplers left to right). Library call:
-:func:`lazysi.numeric.bench.run_bench`.
+:func:`lazysi.numeric.evaluation.bench.run_bench`.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from lazysi.numeric.bench import DEFAULT_NFE, DEFAULT_SAMPLERS, RESULTS_DIR
+    from lazysi.numeric.evaluation.bench import DEFAULT_NFE, DEFAULT_SAMPLERS, RESULTS_DIR
 
     p = sub.add_parser("bench", help="quality vs NFE: lazy samplers against diffusers / flow_matching peers",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +44,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lazysi.numeric.bench import run_bench
+    from lazysi.numeric.evaluation.bench import run_bench
 
     n, n_fid, nfes, fid_nfes = args.n, args.n_fid, args.nfe, args.fid
     if args.quick:

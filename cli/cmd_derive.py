@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     out = derive_report(schedule, digits=args.digits)
     out.update(extra)
     if args.emit_torch:
-        from lazysi.numeric.kernels import render_schedule_module
+        from lazysi.numeric.fields.schedule import render_schedule_module
 
         with open(args.emit_torch, "w") as fh:
             fh.write(render_schedule_module(schedule.bound))

@@ -18,7 +18,7 @@ Writes ``samples.npz`` (array ``x``, shape (n, ...), float32, data space), ``sam
 image grid; a scatter plot of the first two coordinates for vector data) and ``run.json`` (the
 resolved options, package versions, model card sha256, seeds, NFE and time). Sample i depends
 only on (seed, i) and the options, never on ``--batch``. Library calls:
-:func:`lazysi.numeric.lazy.sample` (this loop), :func:`lazysi.numeric.lazy.generate` (explicit indices).
+:func:`lazysi.numeric.sampling.lazy.sample` (this loop), :func:`lazysi.numeric.sampling.lazy.generate` (explicit indices).
 """
 from __future__ import annotations
 
@@ -42,12 +42,12 @@ __all__ = ["add_parser", "run", "write_png", "image_grid", "scatter_image"]
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from lazysi.numeric.lazy import GRIDS, SAMPLERS
+    from lazysi.numeric.sampling.lazy import GRIDS, SAMPLERS
 
     p = sub.add_parser("sample", help="sample a pretrained model (lazy samplers and baselines)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="mnist | mnist-gmm | gaussian | gaussian-full | PATH")
-    from lazysi.numeric.covlazy import COV_SAMPLERS
+    from lazysi.numeric.sampling.covlazy import COV_SAMPLERS
 
     p.add_argument("--sampler", required=True, choices=list(SAMPLERS) + list(COV_SAMPLERS), help="sampler name")
     p.add_argument("--steps", type=int, required=True, help="number of steps (run.json records the resulting NFE)")
@@ -65,7 +65,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--dtype", default="float64", choices=("float32", "float64"), help="dtype of the sampler state")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from lazysi.numeric.distributed import add_shard_arguments
+    from lazysi.numeric.io.shards import add_shard_arguments
 
     add_shard_arguments(p)
     return p
@@ -119,7 +119,7 @@ def scatter_image(x: np.ndarray, size: int = 256) -> np.ndarray:
 # ----------------------------------------------------------------------------- run
 
 def _mu(value: str, name: str, provider, card) -> torch.Tensor:
-    from lazysi.numeric.zoo import mean_vector
+    from lazysi.numeric.models.zoo import mean_vector
 
     if value == "data":
         return mean_vector(name, provider, card)
@@ -135,8 +135,8 @@ def _mu(value: str, name: str, provider, card) -> torch.Tensor:
 def _resolve_grid(args: argparse.Namespace) -> str:
     """``--grid`` resolved for the sampler: the covariance-aware samplers default to ``vp``, the others
     to ``uniform``; ``vp`` is only defined for the former."""
-    from lazysi.numeric.covlazy import COV_SAMPLERS
-    from lazysi.numeric.lazy import GRIDS
+    from lazysi.numeric.sampling.covlazy import COV_SAMPLERS
+    from lazysi.numeric.sampling.lazy import GRIDS
 
     cov = args.sampler in COV_SAMPLERS
     if args.grid is None:
@@ -148,9 +148,9 @@ def _resolve_grid(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lazysi.numeric.lazy import SAMPLERS, sample, sample_batched
-    from lazysi.numeric.record import package_versions, run_record
-    from lazysi.numeric.zoo import load_model
+    from lazysi.numeric.sampling.lazy import SAMPLERS, sample, sample_batched
+    from lazysi.numeric.io.record import package_versions, run_record
+    from lazysi.numeric.models.zoo import load_model
 
     for flag in ("steps", "n", "batch"):
         if getattr(args, flag) < 1:
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         provider, card = load_model(args.model)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    from lazysi.numeric.covlazy import resolve_sigma
+    from lazysi.numeric.sampling.covlazy import resolve_sigma
 
     sigma, sigma_source = resolve_sigma(args.model, card, args.sigma)
     if not (sigma > 0 and math.isfinite(sigma)):
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     if args.shard_size is not None or args.resume or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return _run_sharded(args, provider, card, shape, sigma, mu, dtype)
 
-    from lazysi.numeric.covlazy import COV_SAMPLERS
+    from lazysi.numeric.sampling.covlazy import COV_SAMPLERS
 
     cov_fn = _cov_generator(args, provider, card, shape, sigma, dtype) if args.sampler in COV_SAMPLERS else None
 
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with tqdm(total=args.n, desc=f"{args.sampler} x{args.steps}", unit="sample", file=sys.stderr,
               disable=args.no_progress) as bar:
-        if cov_fn is not None:  # covariance-aware lazy samplers (lazysi.numeric.covlazy), per-sample seeded
+        if cov_fn is not None:  # covariance-aware lazy samplers (lazysi.numeric.sampling.covlazy), per-sample seeded
             x, nfe = sample_batched(cov_fn, args.n, args.batch, progress=bar.update)
         else:
             x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, shape, batch=args.batch, sigma=sigma,
@@ -239,7 +239,7 @@ def _classifier_features(card) -> Callable[[torch.Tensor], torch.Tensor] | None:
 def _cov_generator(args, provider, card, shape, sigma, dtype) -> Callable[[list[int]], tuple[torch.Tensor, int]]:
     """``indices -> (samples, NFE)`` for a covariance-aware sampler (the Gaussian approximation is
     built once; ``args.grid`` is already resolved by :func:`_resolve_grid`)."""
-    from lazysi.numeric.covlazy import approx_for_model, generate_cov
+    from lazysi.numeric.sampling.covlazy import approx_for_model, generate_cov
 
     approx = approx_for_model(args.model, provider, card)
 
@@ -251,10 +251,10 @@ def _cov_generator(args, provider, card, shape, sigma, dtype) -> Callable[[list[
 
 
 def _run_sharded(args, provider, card, shape, sigma, mu, dtype) -> int:
-    """Sharded (optionally multi-process) sampling through :func:`lazysi.numeric.distributed.run_sharded`."""
-    from lazysi.numeric.covlazy import COV_SAMPLERS
-    from lazysi.numeric.distributed import run_sharded
-    from lazysi.numeric.lazy import generate
+    """Sharded (optionally multi-process) sampling through :func:`lazysi.numeric.io.shards.run_sharded`."""
+    from lazysi.numeric.sampling.covlazy import COV_SAMPLERS
+    from lazysi.numeric.io.shards import run_sharded
+    from lazysi.numeric.sampling.lazy import generate
 
     if args.sampler in COV_SAMPLERS:
         cov_fn = _cov_generator(args, provider, card, shape, sigma, dtype)

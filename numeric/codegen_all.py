@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .kernels import GENERATED_DIR, family_module_name, render_schedule_module
+from lazysi.numeric.fields.schedule import GENERATED_DIR, family_module_name, render_schedule_module
 
 __all__ = ["GENERATORS", "regenerate_all", "generated_sources"]
 
@@ -20,7 +20,7 @@ def _schedule_generators() -> dict[str, Callable[[], str]]:
 
 # Extra generators (fields, conversions, ...) are added by their modules' ``register_generators``.
 GENERATORS: dict[str, Callable[[], str]] = {}
-_EXTRA_PROVIDERS = ("lazysi.numeric.gaussian", "lazysi.numeric.convert")
+_EXTRA_PROVIDERS = ("lazysi.numeric.fields.gaussian", "lazysi.numeric.fields.convert")
 
 
 def generated_sources() -> dict[str, Callable[[], str]]:

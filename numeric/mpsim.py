@@ -1,7 +1,7 @@
 """High-precision path simulation with mpmath on Gaussian-mixture data with exact fields (C4, C5).
 
 Everything here runs at ``dps`` decimal digits (>= 30): the schedules are the sympy expressions
-lambdified to mpmath, the fields come from :func:`lazysi.numeric.gaussian.mp_mixture_fields`
+lambdified to mpmath, the fields come from :func:`lazysi.numeric.fields.gaussian.mp_mixture_fields`
 (the exact mixture posterior), so the only error is the integrator's.
 
 * :func:`mp_ode_solve`: the probability-flow ODE ``dx/dt = b(t, x)`` with an order-16
@@ -25,7 +25,7 @@ import sympy as sp
 from lazysi.symbolic.conversion import Conversion, s as S_SYM, t as T_SYM
 from lazysi.symbolic.schedule import Schedule
 
-from .gaussian import mp_mixture_fields
+from lazysi.numeric.fields.gaussian import mp_mixture_fields
 
 __all__ = ["Mixture", "MpSchedule", "mp_ode_solve", "mp_conversion_ode_gap", "mp_sde_em", "mp_conversion_sde_gap"]
 

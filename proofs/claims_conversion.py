@@ -216,13 +216,13 @@ def strong_order_fit(levels=(8, 16, 32, 64), fine: int = 1024, paths: int = 200,
     driven by the time-changed Brownian path, and the converted A-path ``c_s X_A(tau(s))`` (A's
     ``nu eps*_A`` SDE solved on the fine tau-grid with the same W). Returns ``(slope, errors)``:
     least-squares slope of log(mean_paths max_k |error|) against log(step)."""
-    from lazysi.numeric.brownian import BrownianPath
-    from lazysi.numeric.convert import NumericConversion
-    from lazysi.numeric.gaussian import MixtureProvider
-    from lazysi.numeric.grids import uniform
-    from lazysi.numeric.kernels import NumericSchedule
-    from lazysi.numeric.providers import Diffusion
-    from lazysi.numeric.samplers import integrate, provider_sde
+    from lazysi.numeric.sampling.brownian import BrownianPath
+    from lazysi.numeric.fields.convert import NumericConversion
+    from lazysi.numeric.fields.gaussian import MixtureProvider
+    from lazysi.numeric.sampling.grids import uniform
+    from lazysi.numeric.fields.schedule import NumericSchedule
+    from lazysi.numeric.fields.providers import Diffusion
+    from lazysi.numeric.sampling.solvers import integrate, provider_sde
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: intra-op threads only add contention (softmax 20 ms -> 3 us)
@@ -284,8 +284,8 @@ def _c6_symbolic(ctx) -> SymbolicOutcome:
 
 
 def _c6_numeric(ctx) -> NumericOutcome:
-    from lazysi.numeric.convert import NumericConversion
-    from lazysi.numeric.kernels import NumericSchedule
+    from lazysi.numeric.fields.convert import NumericConversion
+    from lazysi.numeric.fields.schedule import NumericSchedule
 
     digits = max(ctx.digits, 30)
     worst, where = 0.0, ""

@@ -2,7 +2,7 @@
 
 Convention: ``I_t = alpha Z + beta X``, t = 0 base, t = 1 data. Symbolic halves work on a generic
 schedule (``alpha(t), beta(t)`` sympy Functions) or on every built-in family; numeric halves use
-Gaussian-mixture data (fixed seeds) and the mpmath oracle of :mod:`lazysi.numeric.gaussian`
+Gaussian-mixture data (fixed seeds) and the mpmath oracle of :mod:`lazysi.numeric.fields.gaussian`
 (lambdified from the sympy derivation) at ``ctx.digits`` digits, against independent references:
 numerical differentiation (``mpmath.diff``) and quadrature (``mpmath.quad``).
 """
@@ -14,7 +14,7 @@ from functools import lru_cache
 import mpmath
 import sympy as sp
 
-from lazysi.numeric.gaussian import mp_mixture_fields, mp_mixture_log_density
+from lazysi.numeric.fields.gaussian import mp_mixture_fields, mp_mixture_log_density
 from lazysi.symbolic.cache import reduced
 from lazysi.symbolic.families import family
 from lazysi.symbolic.fields import ALPHA, BETA, D, M, X, gaussian_fields

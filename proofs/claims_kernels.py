@@ -3,7 +3,7 @@
 * ``K0``: every committed generated module is byte-for-byte what the generator produces from
   the sympy definitions (``lazysi.numeric.codegen_all.regenerate_all(check=True)``).
 * ``K1`` ... ``Kn`` (one per built-in family, in :data:`~lazysi.symbolic.families.FAMILIES`
-  order): every kernel of the family, loaded through :class:`~lazysi.numeric.kernels.NumericSchedule`
+  order): every kernel of the family, loaded through :class:`~lazysi.numeric.fields.schedule.NumericSchedule`
   and evaluated in float64, agrees with the family's sympy definition evaluated by mpmath at
   ``ctx.digits`` digits on a grid containing t = 0 and t = 1 (one-sided limits), points within
   1e-300 ... 1e-2 of either end, interior points on both sides of t = 1/2 (the generated code
@@ -26,7 +26,7 @@ from pathlib import Path
 import sympy as sp
 import torch
 
-from lazysi.numeric.kernels import GENERATED_DIR, KERNEL_NAMES, NumericSchedule, family_module_name
+from lazysi.numeric.fields.schedule import GENERATED_DIR, KERNEL_NAMES, NumericSchedule, family_module_name
 from lazysi.symbolic.cache import cache_enabled, cache_root
 from lazysi.symbolic.codegen import source_hash
 from lazysi.symbolic.families import FAMILIES, family
@@ -245,7 +245,7 @@ def regeneration_check(use_cache: bool = True, allow_slow: bool = True) -> tuple
 
 def _stamp_mismatches() -> list[str]:
     """Schedule modules whose ``SOURCE_SHA256`` stamp is not the hash of the current sympy sources."""
-    from lazysi.numeric.kernels import render_schedule_module  # noqa: F401  (same generator inputs)
+    from lazysi.numeric.fields.schedule import render_schedule_module  # noqa: F401  (same generator inputs)
 
     bad = []
     for name in FAMILIES:

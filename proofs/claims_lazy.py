@@ -222,9 +222,9 @@ def _c13_torch(sigma: float, seed: int) -> float:
     """One float64 step of each lazy scheme with the exact Gaussian provider vs the exact solution."""
     import torch
 
-    from lazysi.numeric.gaussian import GaussianProvider
-    from lazysi.numeric.kernels import NumericSchedule
-    from lazysi.numeric.providers import Diffusion
+    from lazysi.numeric.fields.gaussian import GaussianProvider
+    from lazysi.numeric.fields.schedule import NumericSchedule
+    from lazysi.numeric.fields.providers import Diffusion
 
     gen = torch.Generator().manual_seed(seed)
     worst = 0.0

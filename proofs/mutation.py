@@ -305,7 +305,7 @@ def _deviation(a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
 
 def kernel_mutants(families: list[str] | None = None) -> Iterator[Mutant]:
     """Every kernel mutant of the committed generated modules of ``families`` (default: all)."""
-    from lazysi.numeric.kernels import KERNEL_NAMES, NumericSchedule
+    from lazysi.numeric.fields.schedule import KERNEL_NAMES, NumericSchedule
     from lazysi.symbolic.families import FAMILIES, family
 
     from .claims_kernels import FAMILY_CLAIMS, _parameter_points, module_for

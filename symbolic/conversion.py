@@ -8,7 +8,7 @@ time ``s`` (:func:`~lazysi.symbolic.expr.time_symbol` ``("s")``). Both run from 
   It is derived in closed form when sympy can invert ``beta_A/alpha_A`` (within a time bound),
   e.g. from the linear schedule ``tau = beta_B / (alpha_B + beta_B)``; otherwise ``tau`` stays the
   unknown function ``tau(s)``, evaluated by a monotone root-find (torch bisection in
-  :mod:`lazysi.numeric.convert`, ``mpmath.findroot`` here), and ``tau'`` comes from the
+  :mod:`lazysi.numeric.fields.convert`, ``mpmath.findroot`` here), and ``tau'`` comes from the
   implicit-function theorem ``tau' = lambda_B'(s) / lambda_A'(tau)``.
 * Scale ``c_s = alpha_B(s)/alpha_A(tau) = beta_B(s)/beta_A(tau)``, written here as
   ``(alpha_B + beta_B)(s) / (alpha_A + beta_A)(tau)`` (equal to both ratios, and never 0/0 at a

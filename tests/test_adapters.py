@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from lazysi.numeric import adapters
-from lazysi.numeric.gaussian import MixtureProvider
-from lazysi.numeric.gmm import LowRankMixture, LowRankMixtureProvider, load_mixture, save_mixture
-from lazysi.numeric.kernels import NumericSchedule
+from lazysi.numeric.models import adapters
+from lazysi.numeric.fields.gaussian import MixtureProvider
+from lazysi.numeric.fields.gmm import LowRankMixture, LowRankMixtureProvider, load_mixture, save_mixture
+from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.symbolic.families import family
 
 TIMES = [0.0, 1e-6, 0.013, 0.25, 0.5, 0.77, 0.999, 1.0]
@@ -211,7 +211,7 @@ def test_mixture_save_load_round_trip(tmp_path):
 # ----------------------------------------------------------------------------- zoo
 
 def test_zoo_mnist_gmm_card_and_exact_moments():
-    from lazysi.numeric.zoo import load_model, mean_vector
+    from lazysi.numeric.models.zoo import load_model, mean_vector
 
     prov, card = load_model("mnist-gmm")
     for key in ("data_mean", "data_rms_centred", "command", "data_shape", "loaded_from"):
@@ -226,8 +226,8 @@ def test_zoo_mnist_gmm_card_and_exact_moments():
 
 
 def test_zoo_gaussian_and_bad_names(tmp_path):
-    from lazysi.numeric.gaussian import GaussianProvider
-    from lazysi.numeric.zoo import load_model
+    from lazysi.numeric.fields.gaussian import GaussianProvider
+    from lazysi.numeric.models.zoo import load_model
 
     prov, card = load_model("gaussian")
     assert isinstance(prov, GaussianProvider) and card["data_rms_centred"] == pytest.approx(0.5)
@@ -243,7 +243,7 @@ def test_zoo_gaussian_and_bad_names(tmp_path):
 
 def test_zoo_checkpoint_path_with_card(tmp_path):
     """A PATH to a safetensors mixture + JSON card loads through the same route as mnist-gmm."""
-    from lazysi.numeric.zoo import load_model
+    from lazysi.numeric.models.zoo import load_model
 
     mix = _low_rank()
     save_mixture(mix, tmp_path / "toy", {"class": "LowRankMixture", "data_shape": [6], "schedule": "linear"})
@@ -259,7 +259,7 @@ def test_zoo_diffusers_folder(tmp_path):
     """A local diffusers model folder (tiny random UNet2DModel + flow-matching scheduler) is wrapped with
     the diffusers convention: fields equal those of the adapter around the same direct call."""
     diffusers = pytest.importorskip("diffusers")
-    from lazysi.numeric.zoo import load_model
+    from lazysi.numeric.models.zoo import load_model
 
     torch.manual_seed(0)
     model = diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lazysi.cli import main
-from lazysi.numeric.zoo import WEIGHTS_DIR
+from lazysi.numeric.models.zoo import WEIGHTS_DIR
 
 
 def _png_size(path) -> tuple[int, int, int]:
@@ -94,8 +94,8 @@ def test_cov_sampler_grid_default_vp_and_uniform_selectable(tmp_path):
     library's ``generate_cov`` on that grid."""
     import torch
 
-    from lazysi.numeric.covlazy import approx_for_model, generate_cov, resolve_sigma
-    from lazysi.numeric.zoo import load_model
+    from lazysi.numeric.sampling.covlazy import approx_for_model, generate_cov, resolve_sigma
+    from lazysi.numeric.models.zoo import load_model
 
     args = ["--model", "gaussian-full", "--sampler", "lazy-cov-pcd", "--steps", "3", "--n", "4", "--seed", "1"]
     d, rec_d = _sample(tmp_path, "d", *args)

@@ -11,10 +11,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lazysi.numeric.convert import NumericConversion, convert
-from lazysi.numeric.gaussian import MixtureProvider
-from lazysi.numeric.kernels import NumericSchedule
-from lazysi.numeric.providers import Diffusion
+from lazysi.numeric.fields.convert import NumericConversion, convert
+from lazysi.numeric.fields.gaussian import MixtureProvider
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.fields.providers import Diffusion
 from lazysi.proofs.claims_conversion import get_conversion, strong_order_fit
 from lazysi.symbolic.conversion import Conversion, ConversionError, parse_eps_target, s, t
 from lazysi.symbolic.expr import ExpressionError, parse_expression
@@ -146,7 +146,7 @@ def test_user_schedule_without_closed_form_uses_root_find():
         assert abs(float(tau[k]) - float(conv.mp_tau(x, 40))) <= 1e-14
     # fields of the converted mixture equal the exact fields under vp
     pa = MixtureProvider(NumericSchedule(A), W, M, V)
-    from lazysi.numeric.convert import ConvertedProvider
+    from lazysi.numeric.fields.convert import ConvertedProvider
 
     cp = ConvertedProvider(pa, family("vp"), num)
     x = torch.randn(4, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -253,7 +253,7 @@ def test_path_conversion_strong_order(solver):
 
 def test_wrong_time_change_is_caught():
     """Mutation: driving B with the A-noise read on the s-grid (no sqrt(ds/dtau)) must not converge."""
-    import lazysi.numeric.brownian as br
+    import lazysi.numeric.sampling.brownian as br
 
     original = br.BrownianPath.time_changed
 

@@ -8,13 +8,13 @@ import mpmath
 import pytest
 import torch
 
-from lazysi.numeric import covlazy
-from lazysi.numeric.gaussian import MixtureProvider
-from lazysi.numeric.kernels import NumericSchedule
-from lazysi.numeric.lazy import CountingProvider, generate
-from lazysi.numeric.samplers import integrate, provider_ode
-from lazysi.numeric.seeding import per_sample_normal
-from lazysi.numeric.zoo import load_model
+from lazysi.numeric.sampling import covlazy
+from lazysi.numeric.fields.gaussian import MixtureProvider
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.sampling.lazy import CountingProvider, generate
+from lazysi.numeric.sampling.solvers import integrate, provider_ode
+from lazysi.numeric.sampling.seeding import per_sample_normal
+from lazysi.numeric.models.zoo import load_model
 from lazysi.symbolic.families import family
 
 mpmath.mp.dps = 50
@@ -96,7 +96,7 @@ def test_lowrank_exact_when_rest_is_isotropic():
     lam = torch.tensor([3.0, 1.5, 0.2, 0.2, 0.2, 0.2], dtype=torch.float64)
     cov = q @ torch.diag(lam) @ q.T
     mu = torch.linspace(-1, 1, 6, dtype=torch.float64)
-    from lazysi.numeric.gaussian import GaussianProvider
+    from lazysi.numeric.fields.gaussian import GaussianProvider
 
     provider = GaussianProvider(LINEAR, mu, cov)
     approx = covlazy.GaussianApprox.from_moments(mu, cov, (6,), "lowrank", rank=2)
@@ -127,7 +127,7 @@ def test_orders_on_mixture():
     lazy-cov (exponential Euler), ~2 for lazy-cov2 (exponential AB2)."""
     provider, approx = _mixture()
     x0 = per_sample_normal(0, range(32), (3,))
-    from lazysi.numeric import grids
+    from lazysi.numeric.sampling import grids
 
     ref = integrate("rk4", provider_ode(provider), grids.uniform(400), x0)
     for order, lo, hi in ((1, 0.8, 1.3), (2, 1.7, 2.6)):
@@ -145,7 +145,7 @@ def test_predictor_corrector_order_three_on_mixture():
     coefficient or stale residual would fall back to order <= 2."""
     provider, approx = _mixture()
     x0 = per_sample_normal(0, range(32), (3,))
-    from lazysi.numeric import grids
+    from lazysi.numeric.sampling import grids
 
     ref = integrate("rk4", provider_ode(provider), grids.uniform(400), x0)
     errs = {}

@@ -3,8 +3,8 @@
 Oracles:
 * a tiny randomly initialised ``SD3Transformer2DModel`` (built from a config, no download) driven
   (1) by the diffusers-style loop ``transformer -> scheduler.step`` and (2) by lazysi's Euler
-  sampler (:func:`lazysi.numeric.samplers.integrate`) on the lazy VP schedule through
-  :class:`~lazysi.numeric.convert.ConvertedProvider` (fields ``eta_B(s, x) = eta_A(tau, x/c)``,
+  sampler (:func:`lazysi.numeric.sampling.solvers.integrate`) on the lazy VP schedule through
+  :class:`~lazysi.numeric.fields.convert.ConvertedProvider` (fields ``eta_B(s, x) = eta_A(tau, x/c)``,
   velocity from B's kernels) -- a different code path from the scheduler's affine step;
 * exact Gaussian data (claim C13): the lazy ODE is exact for any number of Euler steps, so the
   scheduler fed the exact linear-schedule velocity returns ``data_sigma * noise``; diffusers' own
@@ -25,13 +25,13 @@ diffusers = pytest.importorskip("diffusers")
 
 from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel  # noqa: E402
 
-from lazysi.numeric.convert import ConvertedProvider  # noqa: E402
-from lazysi.numeric.diffusers_scheduler import LazyFlowMatchScheduler, lazy_conversion  # noqa: E402
-from lazysi.numeric.gaussian import GaussianProvider  # noqa: E402
-from lazysi.numeric.kernels import NumericSchedule  # noqa: E402
-from lazysi.numeric.providers import FieldProvider  # noqa: E402
-from lazysi.numeric.samplers import ODE, integrate  # noqa: E402
-from lazysi.numeric.seeding import per_sample_normal  # noqa: E402
+from lazysi.numeric.fields.convert import ConvertedProvider  # noqa: E402
+from lazysi.numeric.sampling.diffusers_scheduler import LazyFlowMatchScheduler, lazy_conversion  # noqa: E402
+from lazysi.numeric.fields.gaussian import GaussianProvider  # noqa: E402
+from lazysi.numeric.fields.schedule import NumericSchedule  # noqa: E402
+from lazysi.numeric.fields.providers import FieldProvider  # noqa: E402
+from lazysi.numeric.sampling.solvers import ODE, integrate  # noqa: E402
+from lazysi.numeric.sampling.seeding import per_sample_normal  # noqa: E402
 from lazysi.symbolic.families import family  # noqa: E402
 
 SIGMA = 0.5  # data scale: c(1) = 1/SIGMA != 1 exercises the final rescaling
@@ -156,7 +156,7 @@ def test_sd3_transformer_matches_lazy_euler_sampler(steps):
 
         sources = [VelocityModelProvider(v_fn)]
         try:  # the project's adapter, when present, is compared too
-            from lazysi.numeric.adapters import diffusers_flow_model
+            from lazysi.numeric.models.adapters import diffusers_flow_model
         except ImportError:
             pass
         else:
@@ -179,8 +179,8 @@ def test_sd3_transformer_matches_lazy_euler_sampler(steps):
 def test_sd3_transformer_matches_lazysi_generate():
     """End to end against lazysi's sampler ``generate(..., "lazy-ode")`` (per-sample noise, lazy VP
     Euler, output ``sigma x_1`` in data coordinates) through the project's diffusers adapter."""
-    lazy = pytest.importorskip("lazysi.numeric.lazy")
-    adapters = pytest.importorskip("lazysi.numeric.adapters")
+    lazy = pytest.importorskip("lazysi.numeric.sampling.lazy")
+    adapters = pytest.importorskip("lazysi.numeric.models.adapters")
     model = _tiny_transformer()
     g = torch.Generator().manual_seed(4)
     indices, seed, steps = [3, 8], 11, 3

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from lazysi.numeric.distributed import (
+from lazysi.numeric.io.shards import (
     FeatureStats,
     ShardError,
     frechet_distance,
@@ -32,7 +32,7 @@ from lazysi.numeric.distributed import (
     sqrtm_psd,
     verify_shard,
 )
-from lazysi.numeric.seeding import per_sample_normal
+from lazysi.numeric.sampling.seeding import per_sample_normal
 
 SEED = 1234
 SHAPE = (3, 4)
@@ -165,9 +165,9 @@ def test_corrupted_shard_detected_and_regenerated(tmp_path):
 
 def test_lazysi_generate_is_batch_invariant_in_shards(tmp_path):
     """lazysi's own sampler as the sample function: shards bit-identical for batch 1 and batch 3."""
-    lazy = pytest.importorskip("lazysi.numeric.lazy")
-    from lazysi.numeric.gaussian import GaussianProvider
-    from lazysi.numeric.kernels import NumericSchedule
+    lazy = pytest.importorskip("lazysi.numeric.sampling.lazy")
+    from lazysi.numeric.fields.gaussian import GaussianProvider
+    from lazysi.numeric.fields.schedule import NumericSchedule
     from lazysi.symbolic.families import family
 
     model = GaussianProvider(NumericSchedule(family("linear")), torch.zeros(2, 3, dtype=torch.float64), 0.7)

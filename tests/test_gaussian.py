@@ -15,8 +15,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lazysi.numeric.gaussian import GaussianProvider, MixtureProvider, mp_gaussian_fields, mp_mixture_fields, mp_mixture_log_density
-from lazysi.numeric.kernels import NumericSchedule
+from lazysi.numeric.fields.gaussian import GaussianProvider, MixtureProvider, mp_gaussian_fields, mp_mixture_fields, mp_mixture_log_density
+from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.symbolic.families import family
 from lazysi.symbolic.fields import ALPHA, BETA, D, M, X, gaussian_fields
 from lazysi.symbolic.schedule import Schedule
@@ -190,7 +190,7 @@ def test_point_mass_endpoints_finite_and_exact(kind):
     ex, ez = prov.fields(tt, xs)
     assert torch.isfinite(ex).all() and torch.isfinite(ez).all()
     # the eps*-SDE drift is finite at the point-mass base (the ODE velocity is not: alpha_dot = inf)
-    from lazysi.numeric.providers import Diffusion
+    from lazysi.numeric.fields.providers import Diffusion
 
     assert torch.isfinite(prov.drift(tt[:4], xs[:4], Diffusion.optimal(1.0))).all()
 
@@ -263,7 +263,7 @@ def test_oracle_catches_a_wrong_provider():
 def test_point_mass_sde_drift_generated_with_endpoint_limits():
     """kappa (eta_X - x) of C12 from generated coefficients: equals the provider's eps*-drift inside,
     the mpmath value of beta_dot (eta_X - x)/(1 - beta) at 50 digits, and its finite limit at t = 1."""
-    from lazysi.numeric.providers import Diffusion
+    from lazysi.numeric.fields.providers import Diffusion
 
     sigma = 0.8
     ns = NumericSchedule(family("point-mass", sigma=sigma))
@@ -304,7 +304,7 @@ def test_generated_coefficients_match_mpmath_including_endpoints(name):
     sys.path.insert(0, str(Path(__file__).parent))
     from oracle import close, mp_value
 
-    from lazysi.numeric.gaussian import GaussianFieldKernels
+    from lazysi.numeric.fields.gaussian import GaussianFieldKernels
     from lazysi.symbolic.fields import D, field_kernels, point_mass_drift_kernels
 
     schedule = family(name, **FAMILIES[name])
@@ -341,7 +341,7 @@ def test_drift_finite_and_exact_at_point_mass_data_end(kind, nu):
     eta_Z`` is inf * 0 (NaN before); the drift now takes its limit ``-(alpha alpha_dot - eps) s``
     with the exact data score. Oracles: the mpmath drift at t = 1 - 1e-30 (diagonal mixtures), the
     data score by torch.linalg (full covariances), and C12's separately derived point-mass drift."""
-    from lazysi.numeric.providers import Diffusion
+    from lazysi.numeric.fields.providers import Diffusion
 
     sigma = 0.7
     sch = family("point-mass", sigma=sigma)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lazysi.numeric.codegen_all import regenerate_all
-from lazysi.numeric.kernels import KERNEL_NAMES, NumericSchedule
+from lazysi.numeric.fields.schedule import KERNEL_NAMES, NumericSchedule
 from lazysi.symbolic.codegen import compile_module, render_module
 from lazysi.symbolic.families import family
 

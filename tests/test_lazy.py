@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lazysi.cli import main
-from lazysi.numeric.gaussian import GaussianProvider, mp_gaussian_fields
-from lazysi.numeric.kernels import NumericSchedule
-from lazysi.numeric.providers import Diffusion
+from lazysi.numeric.fields.gaussian import GaussianProvider, mp_gaussian_fields
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.fields.providers import Diffusion
 from lazysi.symbolic.codegen import compile_module
 from lazysi.symbolic.expr import ExpressionError
 from lazysi.symbolic.families import family

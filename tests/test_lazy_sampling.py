@@ -14,10 +14,10 @@ import math
 import pytest
 import torch
 
-from lazysi.numeric.gaussian import GaussianProvider, MixtureProvider
-from lazysi.numeric.kernels import NumericSchedule
-from lazysi.numeric.lazy import SAMPLERS, generate, make_grid
-from lazysi.numeric.seeding import per_sample_normal
+from lazysi.numeric.fields.gaussian import GaussianProvider, MixtureProvider
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.sampling.lazy import SAMPLERS, generate, make_grid
+from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.symbolic.families import family
 
 DIM = 5

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from lazysi.numeric import metrics
+from lazysi.numeric.evaluation import metrics
 
 
 def _with_moments(mean: torch.Tensor, cov: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -70,7 +70,7 @@ def test_pathwise_rmse():
 def test_classifier_fid_floor_and_control():
     """Real digits (a random subset: the split is stored in class blocks) score near the floor;
     only two classes, or noisy digits, score far above it."""
-    from lazysi.numeric.data import load_mnist
+    from lazysi.numeric.models.data import load_mnist
 
     floor = metrics.fid_floor(300)
     all_train = load_mnist("train")
@@ -109,8 +109,8 @@ def test_bench_cli_end_to_end(tmp_path):
 
 def test_cached_reference_is_keyed_by_the_model_files(tmp_path, monkeypatch):
     """A cached reference is reused only for the same weights: other weights recompute it."""
-    from lazysi.numeric import bench
-    from lazysi.numeric.zoo import load_model
+    from lazysi.numeric.evaluation import bench
+    from lazysi.numeric.models.zoo import load_model
 
     provider, card = load_model("gaussian")
     calls = []
@@ -140,9 +140,9 @@ def test_reference_doubles_until_the_change_is_below_tol_and_bounds_its_error(tm
     """The reference doubles RK4's steps until the RMS change is <= tol; the change it reports bounds
     the returned solution's true error, checked against the exact flow map of N(mu, s^2 I) on the
     linear schedule, X_1 = mu + s Z (an independent closed form, not the sampler)."""
-    from lazysi.numeric import bench
-    from lazysi.numeric.lazy import per_sample_normal
-    from lazysi.numeric.zoo import load_model
+    from lazysi.numeric.evaluation import bench
+    from lazysi.numeric.sampling.lazy import per_sample_normal
+    from lazysi.numeric.models.zoo import load_model
 
     provider, card = load_model("gaussian")
     idx = list(range(6))
@@ -167,7 +167,7 @@ def test_reference_doubles_until_the_change_is_below_tol_and_bounds_its_error(tm
 
 
 def test_split_sampler_names_a_grid_for_our_samplers_only():
-    from lazysi.numeric.bench import evals_per_step, split_sampler
+    from lazysi.numeric.evaluation.bench import evals_per_step, split_sampler
 
     assert split_sampler("lazy-cov-pcd@uniform") == ("lazy-cov-pcd", "uniform")
     assert split_sampler("lazy-ode@edm") == ("lazy-ode", "edm") and split_sampler("unipc") == ("unipc", None)
@@ -219,7 +219,7 @@ def test_expected_calibration_error_separates_calibrated_from_overconfident():
 def test_committed_classifier_temperature_is_the_refit_and_only_rescales():
     """The card's temperature is the NLL optimum on the held-out digits for these weights (refit
     here), lowers the held-out ECE, and changes no predicted class."""
-    from lazysi.numeric.data import load_mnist, mnist_labels
+    from lazysi.numeric.models.data import load_mnist, mnist_labels
 
     card = metrics.classifier_card()
     x, y = load_mnist("test"), mnist_labels("test")

@@ -14,9 +14,9 @@ from torch import nn
 pytest.importorskip("flow_matching")
 from flow_matching.path.scheduler import CondOTScheduler, CosineScheduler, ScheduleTransformedModel  # noqa: E402
 
-from lazysi.numeric.convert import convert  # noqa: E402
-from lazysi.numeric.gaussian import MixtureProvider  # noqa: E402
-from lazysi.numeric.kernels import NumericSchedule  # noqa: E402
+from lazysi.numeric.fields.convert import convert  # noqa: E402
+from lazysi.numeric.fields.gaussian import MixtureProvider  # noqa: E402
+from lazysi.numeric.fields.schedule import NumericSchedule  # noqa: E402
 from lazysi.symbolic.families import family  # noqa: E402
 
 torch.set_num_threads(1)

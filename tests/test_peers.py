@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from lazysi.numeric.peers import PEERS, generate_peer, peer_available, peer_sample
-from lazysi.numeric.seeding import per_sample_normal
-from lazysi.numeric.zoo import load_model
+from lazysi.numeric.sampling.peers import PEERS, generate_peer, peer_available, peer_sample
+from lazysi.numeric.sampling.seeding import per_sample_normal
+from lazysi.numeric.models.zoo import load_model
 
 pytestmark = pytest.mark.skipif(not all(peer_available(p) for p in PEERS), reason="bench extra not installed")
 
@@ -33,7 +33,7 @@ def _start_time(name: str, nfe: int) -> float:
     sigma = 1 - 1/num_train_timesteps, not at pure noise)."""
     if name == "fm-midpoint":
         return 0.0
-    from lazysi.numeric.peers import _diffusers_scheduler
+    from lazysi.numeric.sampling.peers import _diffusers_scheduler
 
     sched = _diffusers_scheduler(name)
     sched.set_timesteps(num_inference_steps=nfe)
@@ -66,7 +66,7 @@ def test_peer_converges_on_anisotropic_gaussian(name):
 def test_fm_euler_is_lazysi_euler():
     """diffusers' flow-matching Euler and lazysi's Euler are the same method on almost the same grid
     (diffusers stops at sigma = 1/1000 before the last step): errors agree closely at NFE 64."""
-    from lazysi.numeric.lazy import generate
+    from lazysi.numeric.sampling.lazy import generate
 
     provider, card = load_model("gaussian-full")
     idx = list(range(16))
@@ -86,8 +86,8 @@ def test_errors():
         peer_sample(provider, "ddim", 4, x0)
     with pytest.raises(ValueError, match="nfe"):
         peer_sample(provider, "unipc", 0, x0)
-    from lazysi.numeric.gaussian import GaussianProvider
-    from lazysi.numeric.kernels import NumericSchedule
+    from lazysi.numeric.fields.gaussian import GaussianProvider
+    from lazysi.numeric.fields.schedule import NumericSchedule
     from lazysi.symbolic.families import family
 
     vp = GaussianProvider(NumericSchedule(family("vp")), torch.zeros(8, dtype=torch.float64), 0.25)

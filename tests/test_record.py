@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from lazysi.numeric.distributed import add_shard_arguments, load_shards, run_sharded
-from lazysi.numeric.record import fingerprint_options, read_record, run_record, write_record
-from lazysi.numeric.seeding import per_sample_normal
+from lazysi.numeric.io.shards import add_shard_arguments, load_shards, run_sharded
+from lazysi.numeric.io.record import fingerprint_options, read_record, run_record, write_record
+from lazysi.numeric.sampling.seeding import per_sample_normal
 
 
 def test_record_contents(tmp_path):

@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from lazysi.numeric import grids
-from lazysi.numeric.brownian import BrownianPath
-from lazysi.numeric.convert import NumericConversion
-from lazysi.numeric.gaussian import GaussianProvider
-from lazysi.numeric.kernels import NumericSchedule
-from lazysi.numeric.samplers import ODE, SDE, SOLVERS, NonFiniteError, get_solver, integrate, provider_ode
+from lazysi.numeric.sampling import grids
+from lazysi.numeric.sampling.brownian import BrownianPath
+from lazysi.numeric.fields.convert import NumericConversion
+from lazysi.numeric.fields.gaussian import GaussianProvider
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.sampling.solvers import ODE, SDE, SOLVERS, NonFiniteError, get_solver, integrate, provider_ode
 from lazysi.symbolic.families import family
 
 torch.set_num_threads(1)
@@ -51,7 +51,7 @@ def _mp_reference(fam: str, t0: float, t1: float) -> torch.Tensor:
 @pytest.mark.parametrize("name,levels", [("euler", (16, 32, 64, 128)), ("midpoint", (8, 16, 32, 64)), ("heun", (8, 16, 32, 64)), ("rk4", (4, 8, 16, 32))])
 @pytest.mark.parametrize("fam", ["linear", "vp"])
 def test_ode_solver_order_on_mixture_against_mpmath(name, levels, fam):
-    from lazysi.numeric.gaussian import MixtureProvider
+    from lazysi.numeric.fields.gaussian import MixtureProvider
 
     sch = NumericSchedule(family(fam))
     prov = MixtureProvider(sch, torch.tensor([0.3, 0.7], dtype=torch.float64), torch.tensor([[-1.0], [1.5]], dtype=torch.float64), torch.tensor([0.2, 0.5], dtype=torch.float64))

@@ -92,7 +92,7 @@ def _hand_edit(monkeypatch, family_file: str, old: str, new: str):
     """Compile an edited copy of a committed generated module and substitute its functions."""
     import importlib
 
-    from lazysi.numeric.kernels import GENERATED_DIR
+    from lazysi.numeric.fields.schedule import GENERATED_DIR
     from lazysi.symbolic.codegen import compile_module
 
     src = (GENERATED_DIR / family_file).read_text()
@@ -121,7 +121,7 @@ def test_removed_endpoint_limit_is_caught(monkeypatch):
 def test_committed_module_edit_fails_K0(monkeypatch, tmp_path):
     """K0 compares the files on disk with the generator (restricted to one module for speed)."""
     from lazysi.numeric import codegen_all
-    from lazysi.numeric.kernels import GENERATED_DIR, render_schedule_module
+    from lazysi.numeric.fields.schedule import GENERATED_DIR, render_schedule_module
     from lazysi.symbolic.families import family
 
     gen = tmp_path / "generated"

@@ -27,7 +27,7 @@ __all__ = [
     "render_schedule_module",
 ]
 
-GENERATED_DIR = Path(__file__).resolve().parent / "generated"
+GENERATED_DIR = Path(__file__).resolve().parents[1] / "generated"
 KERNEL_NAMES = (
     "alpha",
     "beta",

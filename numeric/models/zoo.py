@@ -28,15 +28,15 @@ import torch
 
 from lazysi.symbolic.families import family
 
-from .adapters import ddpm_eps_model, denoiser_model, diffusers_flow_model, velocity_model
-from .gmm import LowRankMixtureProvider, load_mixture
-from .kernels import NumericSchedule
-from .providers import FieldProvider
-from .record import file_sha256
+from lazysi.numeric.models.adapters import ddpm_eps_model, denoiser_model, diffusers_flow_model, velocity_model
+from lazysi.numeric.fields.gmm import LowRankMixtureProvider, load_mixture
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.fields.providers import FieldProvider
+from lazysi.numeric.io.record import file_sha256
 
 __all__ = ["MODEL_NAMES", "WEIGHTS_DIR", "load_model", "mean_vector", "file_sha256"]
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MODEL_NAMES = ("mnist", "mnist-gmm", "gaussian", "gaussian-full")
 
 _GAUSS_DIM = 8
@@ -62,7 +62,7 @@ def _gaussian_params(full: bool) -> tuple[torch.Tensor, torch.Tensor | float]:
 
 
 def _gaussian(full: bool) -> tuple[FieldProvider, dict[str, Any]]:
-    from .gaussian import GaussianProvider
+    from lazysi.numeric.fields.gaussian import GaussianProvider
 
     mu, cov = _gaussian_params(full)
     var = torch.diagonal(cov).mean() if isinstance(cov, torch.Tensor) else torch.tensor(cov)
@@ -117,7 +117,7 @@ def _checkpoint(stem: Path) -> tuple[FieldProvider, dict[str, Any]]:
         mix, card = load_mixture(stem)
         provider: FieldProvider = LowRankMixtureProvider(NumericSchedule(_schedule_from_card(card, cpath)), mix)
     else:
-        from .models import load_checkpoint
+        from lazysi.numeric.models import load_checkpoint
 
         model, card = load_checkpoint(stem)
         net = _TorchNet(model)

@@ -39,8 +39,8 @@ import torch
 from lazysi.symbolic.families import family
 from lazysi.symbolic.schedule import Schedule
 
-from .kernels import NumericSchedule
-from .providers import FieldProvider, broadcast_time
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.fields.providers import FieldProvider, broadcast_time
 
 __all__ = [
     "PREDICTIONS",

@@ -10,7 +10,7 @@ The sampling schedule B is the deterministic lazy (variance-preserving) schedule
 with data scale ``data_sigma``: ``alpha_B = cos(pi s/2)``, ``beta_B = sin(pi s/2)/data_sigma``,
 time ``s`` from 0 (noise) to 1 (data). The conversion A -> B (C4: ``tau(s)``, ``c(s)``,
 ``tau'(s)``, ``c'(s)/c(s)``) is derived symbolically by :mod:`lazysi.symbolic.conversion` and
-generated as torch code by :mod:`lazysi.numeric.convert`; nothing is typed here.
+generated as torch code by :mod:`lazysi.numeric.fields.convert`; nothing is typed here.
 
 Where the state lives: **the pipeline's latents stay in the source (diffusers) coordinates**
 ``x_A`` at source time ``tau(s_k)``, because the pipeline passes them straight to the transformer
@@ -58,7 +58,7 @@ try:
     from diffusers.utils import BaseOutput
 except ModuleNotFoundError as exc:  # diffusers is an optional extra
     raise ModuleNotFoundError(
-        "lazysi.numeric.diffusers_scheduler needs diffusers: pip install 'lazysi[diffusers]' (or 'diffusers>=0.30')"
+        "lazysi.numeric.sampling.diffusers_scheduler needs diffusers: pip install 'lazysi[diffusers]' (or 'diffusers>=0.30')"
     ) from exc
 
 __all__ = ["LazyFlowMatchScheduler", "LazyFlowMatchSchedulerOutput", "lazy_conversion"]
@@ -69,7 +69,7 @@ logger = logging.getLogger(__name__)
 @lru_cache(maxsize=8)
 def lazy_conversion(data_sigma: float):
     """The generated conversion linear -> lazy VP(data_sigma) (:class:`NumericConversion`)."""
-    from lazysi.numeric.convert import NumericConversion
+    from lazysi.numeric.fields.convert import NumericConversion
     from lazysi.symbolic.families import family
 
     return NumericConversion(family("linear"), family("vp", sigma=data_sigma))

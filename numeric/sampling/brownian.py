@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .seeding import per_sample_normal
+from lazysi.numeric.sampling.seeding import per_sample_normal
 
 __all__ = ["BrownianPath"]
 

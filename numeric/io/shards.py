@@ -3,7 +3,7 @@
 A run produces ``n`` samples with indices ``0 .. n-1``. Shard ``k`` holds the indices
 ``[k * shard_size, min((k + 1) * shard_size, n))``; shard ``k`` is produced by rank
 ``k % world_size``. Sample ``i`` must depend only on ``i`` (and the run's fixed options: seed,
-model, sampler), which :mod:`lazysi.numeric.seeding` guarantees for the noise; then every shard
+model, sampler), which :mod:`lazysi.numeric.sampling.seeding` guarantees for the noise; then every shard
 file is **byte-identical for any world size and any batch size** (the ``.npz`` files are written
 with fixed zip timestamps, so equal arrays give equal bytes and equal sha256).
 
@@ -53,7 +53,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .record import file_sha256
+from lazysi.numeric.io.record import file_sha256
 
 __all__ = [
     "FORMAT_VERSION",
@@ -668,13 +668,13 @@ def run_sharded(
     from torchrun's environment when needed, writes the shards and the manifest (whose metadata
     holds only the options that change the samples, so it is identical across world sizes, batch
     sizes and resumes), and (rank 0) ``record.json`` with all resolved options
-    (:mod:`lazysi.numeric.record`): written with ``finished: false`` before sampling if the folder
+    (:mod:`lazysi.numeric.io.record`): written with ``finished: false`` before sampling if the folder
     has none, and rewritten with ``finished: true`` at the end. The run
     fingerprint is the sha256 of the resolved options without :data:`NON_IDENTITY_OPTIONS`
     (``resume``, ``out``, ``batch``, ...), so a resume with options that change the samples
     (seed, steps, model, ...) is refused while the batch size may change.
     """
-    from lazysi.numeric.record import fingerprint_options, run_record, write_record
+    from lazysi.numeric.io.record import fingerprint_options, run_record, write_record
 
     for name in ("n", "out", "batch", "seed"):
         if not hasattr(args, name):

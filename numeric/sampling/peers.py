@@ -17,7 +17,7 @@ Conventions converted HERE and only here. diffusers: ``sigma = 1 - t``, latents
 ``x = (1 - sigma) X + sigma Z``, model output ``v = Z - X``; with lazysi's linear training schedule
 (``alpha = 1 - t``, ``beta = t``, t = 0 noise) the model output is ``-b(t, x)`` at ``t = 1 - sigma``
 (``b``: lazysi's velocity). flow_matching: t = 0 noise, velocity ``X - Z`` = lazysi's ``b``, no
-conversion. Every peer starts from the same per-sample noise ``Z`` as :func:`lazysi.numeric.lazy.generate`.
+conversion. Every peer starts from the same per-sample noise ``Z`` as :func:`lazysi.numeric.sampling.lazy.generate`.
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .lazy import CountingProvider
-from .providers import FieldProvider
-from .seeding import per_sample_normal
+from lazysi.numeric.sampling.lazy import CountingProvider
+from lazysi.numeric.fields.providers import FieldProvider
+from lazysi.numeric.sampling.seeding import per_sample_normal
 
 __all__ = ["PEERS", "PeerSpec", "peer_sample", "generate_peer", "peer_available"]
 

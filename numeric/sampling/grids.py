@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from .kernels import NumericSchedule
+from lazysi.numeric.fields.schedule import NumericSchedule
 
 __all__ = ["uniform", "uniform_lambda", "edm", "shifted", "invert_lam", "check_grid"]
 

@@ -1,12 +1,12 @@
 """Lazy samplers for pretrained models, and the baselines on the training schedule.
 
 Time runs forward, t = 0 base -> t = 1 data, on explicit float64 grids. A model is a
-:class:`~lazysi.numeric.providers.FieldProvider` on its training schedule A (see
-:mod:`lazysi.numeric.adapters` and :mod:`lazysi.numeric.zoo`).
+:class:`~lazysi.numeric.fields.providers.FieldProvider` on its training schedule A (see
+:mod:`lazysi.numeric.models.adapters` and :mod:`lazysi.numeric.models.zoo`).
 
 Lazy samplers (MATH.md, "Applying it to a pretrained flow model") run in a lazy schedule B and
 evaluate the model through the conversion C4, ``eta_B(s, x) = eta_A(tau(s), x / c_s)``
-(:class:`~lazysi.numeric.convert.ConvertedProvider`), on CENTRED data ``X - mu``
+(:class:`~lazysi.numeric.fields.convert.ConvertedProvider`), on CENTRED data ``X - mu``
 (:class:`CentredProvider`, C14: ``eta_{X-mu}(t, x') = eta_X(t, x' + beta_t mu) - mu``):
 
 * ``lazy-ode``: Euler on the probability-flow ODE of ``vp(sigma)``: ``alpha = cos(pi s/2)``,
@@ -31,7 +31,7 @@ between its times ``LAMBDA_CLIP`` and ``1 - LAMBDA_CLIP``, end points then moved
 0); ``shifted`` (SD3 shift ``shift``).
 
 Per-sample randomness: sample i's initial noise and Brownian increments depend only on
-``(seed, i)`` (:mod:`lazysi.numeric.seeding`), so :func:`generate` for an explicit list of indices
+``(seed, i)`` (:mod:`lazysi.numeric.sampling.seeding`), so :func:`generate` for an explicit list of indices
 is what shards a run across processes.
 """
 from __future__ import annotations
@@ -44,13 +44,13 @@ import torch
 
 from lazysi.symbolic.families import family
 
-from . import grids
-from .brownian import BrownianPath
-from .convert import ConvertedProvider, NumericConversion
-from .kernels import NumericSchedule
-from .providers import Diffusion, FieldProvider, broadcast_time
-from .samplers import ODE, SDE, Solver, get_solver, integrate, provider_ode, provider_sde
-from .seeding import per_sample_normal
+from lazysi.numeric.sampling import grids
+from lazysi.numeric.sampling.brownian import BrownianPath
+from lazysi.numeric.fields.convert import ConvertedProvider, NumericConversion
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.fields.providers import Diffusion, FieldProvider, broadcast_time
+from lazysi.numeric.sampling.solvers import ODE, SDE, Solver, get_solver, integrate, provider_ode, provider_sde
+from lazysi.numeric.sampling.seeding import per_sample_normal
 
 __all__ = [
     "SAMPLERS",
@@ -76,7 +76,7 @@ GRIDS = ("uniform", "lambda", "edm", "shifted")
 @dataclass(frozen=True)
 class SamplerSpec:
     """``frame``: ``lazy-vp``, ``lazy-pm`` or ``train``; ``solver``: a name of
-    :data:`lazysi.numeric.samplers.SOLVERS`; ``evals``: model evaluations per step."""
+    :data:`lazysi.numeric.sampling.solvers.SOLVERS`; ``evals``: model evaluations per step."""
 
     name: str
     frame: str

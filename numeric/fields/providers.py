@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from .kernels import NumericSchedule
+from lazysi.numeric.fields.schedule import NumericSchedule
 
 __all__ = ["FieldProvider", "broadcast_time", "Diffusion"]
 

@@ -11,7 +11,7 @@ generated ``lambda`` kernel (monotone, so bracketing is guaranteed), and
 come from generated kernels of those sums; their values at s = 0, 1 are then whatever the
 ratio gives (possibly NaN for ``tau'``), see :attr:`NumericConversion.closed_form`.
 
-:func:`convert` wraps a :class:`~lazysi.numeric.providers.FieldProvider` under A into one under
+:func:`convert` wraps a :class:`~lazysi.numeric.fields.providers.FieldProvider` under A into one under
 B: ``eta_B(s, x) = eta_A(tau(s), x / c_s)``; score, velocity and drift then follow from B's
 kernels in :class:`FieldProvider`.
 """
@@ -28,8 +28,8 @@ from lazysi.symbolic.codegen import compile_module, render_module
 from lazysi.symbolic.conversion import Conversion, s, t
 from lazysi.symbolic.families import family
 
-from .kernels import NumericSchedule, _is_builtin, as_time, family_module_name
-from .providers import FieldProvider, broadcast_time
+from lazysi.numeric.fields.schedule import NumericSchedule, _is_builtin, as_time, family_module_name
+from lazysi.numeric.fields.providers import FieldProvider, broadcast_time
 
 __all__ = [
     "COMMITTED_PAIRS",

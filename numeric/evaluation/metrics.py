@@ -4,7 +4,7 @@
   solution of the same ODE from the SAME initial noise (ODE samplers only).
 * :func:`classifier_fid`: Fréchet distance between Gaussians fitted (float64 moments) to the
   committed MNIST classifier's 128-d penultimate features of two image sets
-  (:func:`lazysi.numeric.distributed.frechet_distance`); images are clipped to the data range
+  (:func:`lazysi.numeric.io.shards.frechet_distance`); images are clipped to the data range
   [-1, 1] before the classifier. :func:`fid_floor`: the same between ``n`` real training digits
   and the 1,000 held-out digits — the value a perfect sampler would get at that sample count.
 * :func:`classifier_probabilities`: the committed classifier's class probabilities, softmax of the
@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .distributed import frechet_distance
+from lazysi.numeric.io.shards import frechet_distance
 
 __all__ = [
     "pathwise_rmse",
@@ -76,8 +76,8 @@ def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
 @lru_cache(maxsize=1)
 def classifier():
     """The committed MNIST classifier (eval mode, float32, CPU)."""
-    from .models import load_checkpoint
-    from .zoo import WEIGHTS_DIR
+    from lazysi.numeric.models import load_checkpoint
+    from lazysi.numeric.models.zoo import WEIGHTS_DIR
 
     model, _ = load_checkpoint(WEIGHTS_DIR / "mnist_classifier")
     return model.eval()
@@ -88,7 +88,7 @@ def classifier_card() -> dict:
     """The committed MNIST classifier's JSON card (architecture, accuracy, ``temperature``, calibration record)."""
     import json
 
-    from .zoo import WEIGHTS_DIR
+    from lazysi.numeric.models.zoo import WEIGHTS_DIR
 
     return json.loads((WEIGHTS_DIR / "mnist_classifier.json").read_text())
 
@@ -167,7 +167,7 @@ def classifier_features(x: torch.Tensor, batch: int = 500) -> torch.Tensor:
 @lru_cache(maxsize=1)
 def heldout_features() -> torch.Tensor:
     """Features of the 1,000 held-out ("test" split) digits."""
-    from .data import load_mnist
+    from lazysi.numeric.models.data import load_mnist
 
     return classifier_features(load_mnist("test"))
 
@@ -180,7 +180,7 @@ def classifier_fid(x: torch.Tensor) -> float:
 def fid_floor(n: int) -> float:
     """Classifier-FID of the first ``n`` training digits of a fixed permutation (seed 0) against
     the held-out digits: the floor at sample count ``n`` (n <= 4,000)."""
-    from .data import load_mnist
+    from lazysi.numeric.models.data import load_mnist
 
     train = load_mnist("train")
     if not 2 <= n <= train.shape[0]:
@@ -204,7 +204,7 @@ def sliced_w2(x: torch.Tensor, y: torch.Tensor, n_projections: int = SW_PROJECTI
 
 
 def mixture_samples(mixture, n: int, seed: int) -> torch.Tensor:
-    """``n`` exact samples of a :class:`~lazysi.numeric.gmm.LowRankMixture` (float64) from ``seed``."""
+    """``n`` exact samples of a :class:`~lazysi.numeric.fields.gmm.LowRankMixture` (float64) from ``seed``."""
     g = torch.Generator().manual_seed(seed)
     mix = mixture.to(torch.float64)
     u = torch.rand(n, generator=g, dtype=torch.float64)

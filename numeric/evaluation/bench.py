@@ -4,7 +4,7 @@ Every sampler starts from the same per-sample noise ``Z`` (``(seed, i)``), t = 0
 on the same model object in the same process. A sampler at a given NFE runs
 ``NFE / evals_per_step`` steps (skipped where that is not an integer, e.g. Heun at odd NFE).
 
-Metrics (:mod:`lazysi.numeric.metrics`): pathwise RMSE to a reference solution of the training
+Metrics (:mod:`lazysi.numeric.evaluation.metrics`): pathwise RMSE to a reference solution of the training
 schedule's probability-flow ODE from the same noise (RK4 on uniform steps, doubled from
 :data:`REF_STEPS` until the RMS change over all samples is at most :data:`REF_TOL`; see
 :func:`cached_reference`); classifier-FID against the
@@ -24,16 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import covlazy
-from .lazy import GRIDS, SAMPLERS, generate
-from .metrics import classifier_fid, fid_floor, mixture_samples, pathwise_rmse, sliced_w2
-from .peers import PEERS, generate_peer, peer_available
-from .zoo import load_model, mean_vector
+from lazysi.numeric.sampling import covlazy
+from lazysi.numeric.sampling.lazy import GRIDS, SAMPLERS, generate
+from lazysi.numeric.evaluation.metrics import classifier_fid, fid_floor, mixture_samples, pathwise_rmse, sliced_w2
+from lazysi.numeric.sampling.peers import PEERS, generate_peer, peer_available
+from lazysi.numeric.models.zoo import load_model, mean_vector
 
 __all__ = ["RESULTS_DIR", "REF_STEPS", "REF_TOL", "REF_MAX_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "ODE_SAMPLERS", "cached_reference", "model_fingerprint", "split_sampler",
            "sample_any", "evals_per_step", "run_bench"]
 
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 #: reference: RK4 doubled from REF_STEPS steps until the RMS change is <= REF_TOL (at most REF_MAX_STEPS)
 REF_STEPS = 48
 REF_TOL = 1e-3

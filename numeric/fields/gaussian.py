@@ -34,8 +34,8 @@ from lazysi.symbolic.codegen import compile_module
 from lazysi.symbolic.fields import ALPHA, BETA, D, M, X, field_kernels, gaussian_fields, render_field_module
 from lazysi.symbolic.families import FAMILIES, family
 
-from .kernels import NumericSchedule, _is_builtin, family_module_name
-from .providers import FieldProvider, broadcast_time
+from lazysi.numeric.fields.schedule import NumericSchedule, _is_builtin, family_module_name
+from lazysi.numeric.fields.providers import FieldProvider, broadcast_time
 
 __all__ = [
     "GaussianFieldKernels",

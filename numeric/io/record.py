@@ -147,7 +147,7 @@ def run_record(
 
 def write_record(out_dir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
     """Write ``record`` to ``out_dir/record.json`` atomically (temp file, fsync, rename)."""
-    from lazysi.numeric.distributed import atomic_write_json
+    from lazysi.numeric.io.shards import atomic_write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

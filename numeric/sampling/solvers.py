@@ -7,7 +7,7 @@ Time runs forward from the base (t = 0) to the data (t = 1) over an explicit flo
   (``euler`` order 1, ``midpoint`` and ``heun`` order 2, ``rk4`` order 4).
 * SDE ``dx = f(t, x) dt + g(t) dW`` (additive noise, as for the interpolant SDEs:
   ``f = b + eps s``, ``g = sqrt(2 eps)``): ``field = SDE(f, g)`` and ``state`` is the
-  :class:`~lazysi.numeric.brownian.BrownianPath` that drives the step (read-only, so the step is
+  :class:`~lazysi.numeric.sampling.brownian.BrownianPath` that drives the step (read-only, so the step is
   pure). ``em`` (Euler-Maruyama) has strong order 1 for additive noise (1/2 in general);
   ``heun_sde`` (stochastic Heun, drift averaged, same increment) has strong order 1 for additive
   noise and weak order 2.
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .brownian import BrownianPath
-from .grids import check_grid
+from lazysi.numeric.sampling.brownian import BrownianPath
+from lazysi.numeric.sampling.grids import check_grid
 
 __all__ = [
     "ODE",
@@ -165,12 +165,12 @@ def integrate(solver: str | Solver, field, grid: torch.Tensor, x0: torch.Tensor,
 
 
 def provider_ode(provider) -> ODE:
-    """The probability-flow ODE of a :class:`~lazysi.numeric.providers.FieldProvider`."""
+    """The probability-flow ODE of a :class:`~lazysi.numeric.fields.providers.FieldProvider`."""
     return ODE(lambda t, x: provider.drift(t, x))
 
 
 def provider_sde(provider, diffusion) -> SDE:
     """``dX = (b + eps s) dt + sqrt(2 eps) dW`` of a provider and a
-    :class:`~lazysi.numeric.providers.Diffusion`."""
+    :class:`~lazysi.numeric.fields.providers.Diffusion`."""
     sch = provider.schedule
     return SDE(lambda t, x: provider.drift(t, x, diffusion), lambda t: (2.0 * diffusion.eps(sch, torch.as_tensor(t, dtype=torch.float64))).sqrt())

@@ -1,0 +1,1 @@
+"""Numeric fields: schedule kernels, field providers (Gaussian, mixture, converted)."""

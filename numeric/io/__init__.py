@@ -1,0 +1,1 @@
+"""Input/output: run records, PNG grids, atomic sharded sample files."""

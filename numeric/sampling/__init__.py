@@ -1,0 +1,1 @@
+"""Sampling: the sampler registry, solvers, grids, noise, the one generate path, peers."""
