@@ -25,9 +25,11 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from lazysi.numeric.evaluation import bench, covlazy
+from lazysi.numeric.evaluation import bench
+from lazysi.numeric.sampling.frames import FRAMES
+from lazysi.numeric.sampling.generate import generate
+from lazysi.numeric.sampling.registry import SAMPLERS
 from lazysi.numeric.evaluation.metrics import pathwise_rmse
-from lazysi.numeric.models.zoo import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PILOT_OFFSET = 10000
@@ -48,7 +50,7 @@ def warped(base: torch.Tensor, theta: np.ndarray) -> list[float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="mnist-gmm")
-    ap.add_argument("--sampler", default="lazy-cov-pc", choices=list(covlazy.COV_SAMPLERS))
+    ap.add_argument("--sampler", default="lazy-cov-pc", choices=[n for n, s in SAMPLERS.items() if s.frame.gaussian])
     ap.add_argument("--nfe", type=int, nargs="+", default=[4, 8])
     ap.add_argument("--n", type=int, default=256, help="held-out samples (the benchmark's indices 0..n-1)")
     ap.add_argument("--pilot", type=int, default=32, help="pilot samples the grid is tuned on")
@@ -59,8 +61,8 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = args.out or (RESULTS / "mnist" if args.model == "mnist" else RESULTS)
-    provider, card = load_model(args.model)
-    ctx = bench._model_ctx(args.model, provider, card, None)
+    model, setup, info = bench.model_setup(args.model)
+    provider, card = model.provider, model.card
     shape = tuple(card["data_shape"])
     t0 = time.perf_counter()
     held = list(range(args.n))
@@ -69,12 +71,12 @@ def main() -> int:
     ref_pilot, _ = bench.cached_reference(provider, args.model, pilot, 0, shape, out / "pilot", card)
 
     def rmse(grid, idx, ref) -> float:
-        x, _ = covlazy.generate_cov(provider, args.sampler, len(grid) - 1, idx, 0, shape, ctx["approx"], grid=grid)
+        x, _ = generate(args.sampler, provider, len(grid) - 1, idx, 0, shape, setup=setup, grid=grid)
         return pathwise_rmse(x, ref)
 
     rows = []
     for nfe in args.nfe:
-        base = covlazy.make_cov_grid("vp", provider.schedule, nfe, ctx["sigma"])
+        base = FRAMES["gaussian"].grid("vp", provider.schedule, nfe, setup)
         th0 = np.zeros(nfe - 1)
         simplex = np.vstack([th0] + [th0 + 0.4 * np.eye(nfe - 1)[i] for i in range(nfe - 1)])
         res = minimize(lambda th: rmse(warped(base, th), pilot, ref_pilot), th0, method="Nelder-Mead",
@@ -89,7 +91,7 @@ def main() -> int:
               f"{row['heldout_rmse_vp']:.4f} -> {row['heldout_rmse_tuned']:.4f} "
               f"({100 * (1 - row['heldout_rmse_tuned'] / row['heldout_rmse_vp']):+.1f} %), "
               f"grid {[round(v, 4) for v in tuned]}", flush=True)
-    result = {"model": args.model, "sampler": args.sampler, "sigma": ctx["sigma"], "n_heldout": args.n,
+    result = {"model": args.model, "sampler": args.sampler, "sigma": setup.sigma, "n_heldout": args.n,
               "n_pilot": args.pilot, "pilot_indices_from": PILOT_OFFSET, "rows": rows,
               "training_steps": card.get("training_steps"), "model_fingerprint": bench.model_fingerprint(card),
               "seconds": round(time.perf_counter() - t0, 1),

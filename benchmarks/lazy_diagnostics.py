@@ -20,8 +20,11 @@ from pathlib import Path
 
 import torch
 
-from lazysi.numeric.evaluation import bench, covlazy, metrics
-from lazysi.numeric.models.zoo import load_model
+from dataclasses import replace
+
+from lazysi.numeric.evaluation import bench, metrics
+from lazysi.numeric.models.moments import approx_for_model
+from lazysi.numeric.sampling.generate import generate
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -31,12 +34,13 @@ def _reference(model: str, provider, card, n: int, out: Path) -> torch.Tensor:
     return ref.to(torch.float64)
 
 
-def background_split(provider, card, ctx) -> list[dict]:
+def background_split(model, setup) -> list[dict]:
+    provider, card = model.provider, model.card
     ref = _reference("mnist", provider, card, 128, OUT / "mnist")[:64]
     bg = ref < -0.9
     rows = []
     for name in ("euler", "unipc", "dpm++2m", "lazy-cov", "lazy-cov-pc", "lazy-cov-pcd", "lazy-ode"):
-        x, _ = bench.sample_any(provider, name, 4, list(range(64)), 0, tuple(card["data_shape"]), ctx)
+        x, _ = bench.sample_at_nfe(name, model, 4, list(range(64)), 0, setup)
         e = x.to(torch.float64) - ref
         rows.append({"sampler": name, "rmse": float(e.pow(2).mean().sqrt()),
                      "background_rmse": float(e[bg].pow(2).mean().sqrt()),
@@ -46,14 +50,15 @@ def background_split(provider, card, ctx) -> list[dict]:
     return rows
 
 
-def floor_sweep(provider, card, ctx) -> list[dict]:
+def floor_sweep(model, setup) -> list[dict]:
+    provider, card = model.provider, model.card
     ref = _reference("mnist", provider, card, 128, OUT / "mnist")
     shape = tuple(card["data_shape"])
     rows = []
     for floor in (1e-6, 1e-4, 1e-3, 1e-2, 5e-2):
-        approx = covlazy.approx_for_model("mnist", provider, card, "full", floor=floor)
-        x, _ = covlazy.generate_cov(provider, "lazy-cov-pc", 4, list(range(128)), 0, shape, approx, sigma=ctx["sigma"])
-        xf, _ = covlazy.generate_cov(provider, "lazy-cov-pc", 4, list(range(2000)), 0, shape, approx, sigma=ctx["sigma"])
+        floored = replace(setup, approx=approx_for_model("mnist", provider, card, "full", floor=floor))
+        x, _ = generate("lazy-cov-pc", provider, 4, list(range(128)), 0, shape, setup=floored)
+        xf, _ = generate("lazy-cov-pc", provider, 4, list(range(2000)), 0, shape, setup=floored)
         rows.append({"floor": floor, "rmse": metrics.pathwise_rmse(x, ref),
                      "fid": metrics.classifier_fid(xf)})
         print(f"floor {floor:g}: rmse {rows[-1]['rmse']:.4f} FID {rows[-1]['fid']:.2f}", flush=True)
@@ -61,15 +66,15 @@ def floor_sweep(provider, card, ctx) -> list[dict]:
 
 
 def grid_sweep() -> list[dict]:
-    provider, card = load_model("mnist-gmm")
-    ctx = bench._model_ctx("mnist-gmm", provider, card, None)
+    model, setup, _ = bench.model_setup("mnist-gmm")
+    provider, card = model.provider, model.card
     ref = _reference("mnist-gmm", provider, card, 256, OUT)
     rows = []
     for nfe in (4, 8):
-        for grid, sigma in (("vp", 1.3), ("vp", ctx["sigma"]), ("vp", 2.5), ("vp", 3.0), ("uniform", None),
+        for grid, sigma in (("vp", 1.3), ("vp", setup.sigma), ("vp", 2.5), ("vp", 3.0), ("uniform", None),
                             ("shifted", None), ("lambda", None)):
-            x, _ = covlazy.generate_cov(provider, "lazy-cov-pc", nfe, list(range(256)), 0, tuple(card["data_shape"]),
-                                        ctx["approx"], grid=grid, sigma=sigma or 1.0)
+            x, _ = generate("lazy-cov-pc", provider, nfe, list(range(256)), 0, model.shape,
+                            setup=replace(setup, sigma=sigma or 1.0), grid=grid)
             rows.append({"nfe": nfe, "grid": grid, "sigma": sigma, "rmse": metrics.pathwise_rmse(x, ref)})
             print(f"NFE {nfe} grid {grid} sigma {sigma}: rmse {rows[-1]['rmse']:.4f}", flush=True)
     return rows
@@ -77,10 +82,9 @@ def grid_sweep() -> list[dict]:
 
 def main() -> int:
     t0 = time.perf_counter()
-    provider, card = load_model("mnist")
-    ctx = bench._model_ctx("mnist", provider, card, None)
-    res = {"background_split_mnist_nfe4": background_split(provider, card, ctx),
-           "variance_floor_mnist_lazy_cov_pc_nfe4": floor_sweep(provider, card, ctx),
+    model, setup, _ = bench.model_setup("mnist")
+    res = {"background_split_mnist_nfe4": background_split(model, setup),
+           "variance_floor_mnist_lazy_cov_pc_nfe4": floor_sweep(model, setup),
            "grid_mnist_gmm_lazy_cov_pc": grid_sweep(),
            "command": "python benchmarks/lazy_diagnostics.py"}
     res["seconds"] = round(time.perf_counter() - t0, 1)

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 import lazysi.numeric as numeric_pkg
-from lazysi.cmd_sample import image_grid, write_png
-from lazysi.numeric.sampling.covlazy import COV_SAMPLERS, approx_for_model, resolve_sigma, sample_cov
+from lazysi.numeric.io.png import image_grid, write_png
+from lazysi.numeric.models.model import Model
+from lazysi.numeric.sampling.generate import sample
+from lazysi.numeric.sampling.registry import resolve
 from lazysi.numeric.models.data import load_mnist
-from lazysi.numeric.sampling.lazy import sample
 from lazysi.numeric.evaluation.metrics import classifier_logits
 from lazysi.numeric.models import load_checkpoint
-from lazysi.numeric.models.zoo import load_model, mean_vector
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -58,15 +58,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT, help="results folder (default benchmarks/results)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    provider, card = load_model(args.model)
-    sigma, sigma_source = resolve_sigma(args.model, card, args.sigma)
+    model = Model.load(args.model)
+    provider, card = model.provider, model.card
+    sigma, sigma_source = model.sigma(args.sigma)
+    spec = resolve(args.sampler)
+    setup = model.setup(sigma=sigma, gaussian=spec.frame.gaussian)
     t0 = time.perf_counter()
-    if args.sampler in COV_SAMPLERS:
-        x, nfe = sample_cov(provider, args.sampler, args.steps, args.n, args.seed, (1, 28, 28),
-                            approx_for_model(args.model, provider, card), batch=args.batch, sigma=sigma, dtype=torch.float32)
-    else:
-        x, nfe = sample(provider, args.sampler, args.steps, args.n, args.seed, (1, 28, 28), batch=args.batch,
-                        sigma=sigma, mu=mean_vector(args.model, provider, card), dtype=torch.float32)
+    x, nfe = sample(spec, provider, args.steps, args.n, args.seed, (1, 28, 28), batch=args.batch, setup=setup,
+                    dtype=torch.float32)
     seconds = time.perf_counter() - t0
     clf_stem = args.classifier or Path(numeric_pkg.__file__).resolve().parent / "weights" / "mnist_classifier"
     clf, clf_card = load_checkpoint(clf_stem)

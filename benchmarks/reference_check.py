@@ -29,10 +29,11 @@ from pathlib import Path
 
 import torch
 
-from lazysi.numeric.evaluation import bench, covlazy
-from lazysi.numeric.sampling.lazy import generate
+from dataclasses import replace
+
+from lazysi.numeric.evaluation import bench
+from lazysi.numeric.sampling.generate import generate
 from lazysi.numeric.evaluation.metrics import classifier_probabilities, pathwise_rmse
-from lazysi.numeric.models.zoo import load_model
 
 OUT = Path(__file__).resolve().parent / "results" / "mnist"
 
@@ -50,14 +51,15 @@ def error_summary(x: torch.Tensor, ref: torch.Tensor) -> dict:
 def main() -> None:
     torch.set_num_threads(2)
     t0 = time.perf_counter()
-    provider, card = load_model("mnist")
+    model, setup, _ = bench.model_setup("mnist")
+    provider, card = model.provider, model.card
     shape, idx = tuple(card["data_shape"]), list(range(128))
     ref, info = bench.cached_reference(provider, "mnist", idx, 0, shape, OUT, card)
     result = {"reference": info}
-    x48, _ = generate(provider, "rk4", 48, idx, 0, shape)
+    x48, _ = generate("rk4", provider, 48, idx, 0, shape)
     result["fixed_rk4x48_vs_reference"] = error_summary(x48, ref)
     print(result["fixed_rk4x48_vs_reference"], flush=True)
-    x8, _ = generate(provider, "rk4", 8, idx, 0, shape)
+    x8, _ = generate("rk4", provider, 8, idx, 0, shape)
     conf8, conf_ref = classifier_probabilities(x8).max(1).values, classifier_probabilities(ref).max(1).values
     result["rk4x8_vs_reference"] = {
         **error_summary(x8, ref),
@@ -65,11 +67,10 @@ def main() -> None:
         "share_confident_reference": float((conf_ref >= 0.9).double().mean()),
         "same_decision": int(((conf8 >= 0.9) == (conf_ref >= 0.9)).sum()), "n": len(idx)}
     print(result["rk4x8_vs_reference"], flush=True)
-    ctx = bench._model_ctx("mnist", provider, card, None)
     result["per_sample_errors"] = []
     for k in (16, 32):
         for name in ("lazy-cov-pcd@uniform", "lazy-cov-pc@uniform", "unipc", "dpm++2m"):
-            x, _ = bench.sample_any(provider, name, k, idx, 0, shape, ctx)
+            x, _ = bench.sample_at_nfe(name, model, k, idx, 0, setup)
             e = per_sample(x, ref)
             worst = e.sort(descending=True)
             row = {"sampler": name, "nfe": k, "rmse": pathwise_rmse(x, ref), "median": float(e.median()),
@@ -82,14 +83,14 @@ def main() -> None:
     result["hard_samples"] = {"indices": hard, "rows": []}
     for k in (16, 32, 48, 64, 96, 128):
         for name in ("lazy-cov-pcd@uniform", "unipc", "euler"):
-            x, _ = bench.sample_any(provider, name, k, hard, 0, shape, ctx)
+            x, _ = bench.sample_at_nfe(name, model, k, hard, 0, setup)
             row = {"sampler": name, "nfe": k, "errors": per_sample(x, ref[hard]).tolist()}
             result["hard_samples"]["rows"].append(row)
             print(row, flush=True)
     result["grid_sigma_sweep"] = []
     for k in (4, 8):
-        for sg in (0.5, 1.0, 1.5, ctx["sigma"], 2.5, 3.0, 4.0, 6.0):
-            x, _ = covlazy.generate_cov(provider, "lazy-cov-pcd", k, idx, 0, shape, ctx["approx"], grid="vp", sigma=sg)
+        for sg in (0.5, 1.0, 1.5, setup.sigma, 2.5, 3.0, 4.0, 6.0):
+            x, _ = generate("lazy-cov-pcd", provider, k, idx, 0, shape, setup=replace(setup, sigma=sg), grid="vp")
             row = {"sampler": "lazy-cov-pcd", "nfe": k, "grid_sigma": sg, "rmse": pathwise_rmse(x, ref)}
             result["grid_sigma_sweep"].append(row)
             print(row, flush=True)

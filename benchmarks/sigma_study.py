@@ -16,7 +16,7 @@ is ``k(s, d) w`` with ``k = alpha_dot g_Z + beta_dot g_X``:
   where the exact flow gives ``sqrt(d_j)/sigma``, so the predicted RMSE per pixel is
   ``sqrt(mean_j (sigma P_j - sqrt(d_j))^2)`` (the mean is exact under centring).
 
-Grids: ``uniform`` (in s), ``lambda``, ``edm`` (lazysi.numeric.sampling.lazy.make_grid), and ``gauss-opt``:
+Grids: ``uniform`` (in s), ``lambda``, ``edm`` (lazysi.numeric.sampling.grids.named_grid), and ``gauss-opt``:
 the interior points minimising the same predicted Gaussian error (Adam on a softmax
 parametrisation; differentiable because the kernels are torch code).
 
@@ -37,11 +37,12 @@ from pathlib import Path
 
 import torch
 
-from lazysi.numeric.sampling import covlazy
+from lazysi.numeric.models.moments import approx_for_model, lazy_settings_path
 from lazysi.numeric.evaluation.bench import RESULTS_DIR, cached_reference
 from lazysi.numeric.fields.gaussian import GaussianFieldKernels
 from lazysi.numeric.fields.schedule import NumericSchedule
-from lazysi.numeric.sampling.lazy import lazy_provider, make_grid
+from lazysi.numeric.sampling.frames import lazy_provider
+from lazysi.numeric.sampling.grids import named_grid as make_grid
 from lazysi.numeric.evaluation.metrics import pathwise_rmse
 from lazysi.numeric.sampling.solvers import integrate, provider_ode
 from lazysi.numeric.sampling.seeding import per_sample_normal
@@ -110,7 +111,7 @@ def gauss_opt_grid(sigma: float, d: torch.Tensor, steps: int, iters: int = 300) 
 
 
 def lazy_euler(provider, sigma: float, mu: torch.Tensor, grid: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-    field = lazy_provider(provider, "lazy-vp", sigma, mu)
+    field = lazy_provider(provider, "vp", sigma, mu)
     return sigma * integrate("euler", provider_ode(field), grid, x0) + mu
 
 
@@ -129,7 +130,7 @@ def rules_only(model: str, write: bool = True) -> int:
     sigma_gauss_4, the rule chosen on mnist-gmm where it could be measured."""
     provider, card = load_model(model)
     mu = mean_vector(model, provider, card)
-    approx = covlazy.approx_for_model(model, provider, card, "full", floor=1e-12)
+    approx = approx_for_model(model, provider, card, "full", floor=1e-12)
     rules = spectrum_rules(approx.variances)
     settings = {
         "model": model,
@@ -145,7 +146,7 @@ def rules_only(model: str, write: bool = True) -> int:
     }
     print(json.dumps({k: settings[k] for k in ("sigma_rms", "sigma_energy", "sigma_gauss_4", "sigma_gauss_8")}))
     if write:
-        path = covlazy.lazy_settings_path(model)
+        path = lazy_settings_path(model)
         path.write_text(json.dumps(settings, indent=1) + "\n")
         print(f"wrote {path}")
     return 0
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     provider, card = load_model("mnist-gmm")
     shape = tuple(card["data_shape"])
     mu = mean_vector("mnist-gmm", provider, card)
-    approx = covlazy.approx_for_model("mnist-gmm", provider, card, "full", floor=1e-12)
+    approx = approx_for_model("mnist-gmm", provider, card, "full", floor=1e-12)
     d = approx.variances
     res: dict = {"model": "mnist-gmm", "n": n, "seed": args.seed, "spectrum": approx.summary, **spectrum_rules(d)}
     rms = res["sigma_rms"]
@@ -227,8 +228,6 @@ def main(argv: list[str] | None = None) -> int:
             "spectrum": approx.summary,
             "written_by": res["command"],
         }
-        from lazysi.numeric.sampling.covlazy import lazy_settings_path
-
         lazy_settings_path("mnist-gmm").write_text(json.dumps(settings, indent=1) + "\n")
     print(f"done in {res['seconds']} s", file=sys.stderr)
     return 0

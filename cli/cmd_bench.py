@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = run_bench(args.models, nfes, args.samplers, n_rmse=n, n_fid=n_fid, fid_points=points, seed=args.seed,
                         sigma=args.sigma, out=args.out, grid_nfe=4 if 4 in nfes else nfes[0])
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ImportError) as exc:  # ImportError: a peer's package (names the extra)
         raise UsageError(str(exc)) from None
     print(f"wrote {args.out}/bench.json, bench.md" + (", bench_rmse.png" if res.get("plot") else ""))
     return 0

@@ -39,7 +39,7 @@ def test_mnist_gmm_files_record_and_batch_invariance(tmp_path):
     assert a.shape == (12, 1, 28, 28) and a.dtype == np.float32
     assert np.array_equal(a, b)  # bit-identical across batch sizes
     w, h, colour = _png_size(tmp_path / "a" / "samples.png")
-    assert (colour, w, h) == (0, 4 * 30 + 2, 3 * 30 + 2)  # 4 columns x 3 rows of 28 px + 2 px padding
+    assert (colour, w, h) == (0, 4 * 114 + 2, 3 * 114 + 2)  # 4 columns x 3 rows of 28 px upscaled 4x + 2 px padding
     assert rec["nfe"] == 2 and rec["seconds"] > 0
     assert rec["options"]["sampler"] == "lazy-ode" and rec["options"]["batch"] == 5
     # default sigma: the settings file's spectrum rule (benchmarks/sigma_study.py), not the card's RMS
@@ -72,7 +72,7 @@ def test_mnist_unet_batch_invariance(tmp_path):
     (["--steps", "0"], "--steps must be >= 1"),
     (["--mu", "middle"], "--mu must be a number"),
     (["--sigma", "-1"], "--sigma must be positive"),
-    (["--grid", "vp"], "--grid vp is the covariance-aware samplers' grid"),
+    (["--grid", "vp"], "--grid vp is not a grid of lazy-ode"),
 ])
 def test_bad_options_exit_2(tmp_path, capsys, bad, message):
     steps = [] if bad[0] == "--steps" else ["--steps", "2"]
@@ -94,17 +94,15 @@ def test_cov_sampler_grid_default_vp_and_uniform_selectable(tmp_path):
     library's ``generate_cov`` on that grid."""
     import torch
 
-    from lazysi.numeric.sampling.covlazy import approx_for_model, generate_cov, resolve_sigma
-    from lazysi.numeric.models.zoo import load_model
+    from lazysi.numeric.models.model import Model
+    from lazysi.numeric.sampling.generate import generate
 
     args = ["--model", "gaussian-full", "--sampler", "lazy-cov-pcd", "--steps", "3", "--n", "4", "--seed", "1"]
     d, rec_d = _sample(tmp_path, "d", *args)
     u, rec_u = _sample(tmp_path, "u", *args, "--grid", "uniform")
     assert rec_d["options"]["grid"] == "vp" and rec_u["options"]["grid"] == "uniform"
-    provider, card = load_model("gaussian-full")
-    sigma, _ = resolve_sigma("gaussian-full", card, None)
-    approx = approx_for_model("gaussian-full", provider, card)
+    model = Model.load("gaussian-full")
     for x, grid in ((d, "vp"), (u, "uniform")):
-        ref, _ = generate_cov(provider, "lazy-cov-pcd", 3, range(4), 1, card["data_shape"], approx, grid=grid, sigma=sigma)
+        ref, _ = generate("lazy-cov-pcd", model.provider, 3, range(4), 1, model.shape, setup=model.setup(), grid=grid)
         assert np.array_equal(x, ref.to(torch.float32).numpy())
     assert not np.array_equal(d, u)

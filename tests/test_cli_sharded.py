@@ -11,7 +11,7 @@ import pytest
 from lazysi.cli import main
 
 ARGS = ["sample", "--model", "gaussian", "--sampler", "lazy-sde", "--steps", "2", "--num-samples", "10",
-        "--shard-size", "4", "--no-progress"]
+        "--shard-size", "4", "--no-progress", "--threads", "1"]  # equal intra-op threads: bit-identity is promised
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),

@@ -8,17 +8,52 @@ import mpmath
 import pytest
 import torch
 
-from lazysi.numeric.sampling import covlazy
+from dataclasses import replace
+from types import SimpleNamespace
+
+from lazysi.numeric.fields.approx import GaussianApprox
 from lazysi.numeric.fields.gaussian import MixtureProvider
 from lazysi.numeric.fields.schedule import NumericSchedule
-from lazysi.numeric.sampling.lazy import CountingProvider, generate
-from lazysi.numeric.sampling.solvers import integrate, provider_ode
+from lazysi.numeric.models.moments import approx_for_model
+from lazysi.numeric.sampling.frame import GaussianTerm, frame_kernels
+from lazysi.numeric.sampling.frames import FRAMES, SamplingSetup
+from lazysi.numeric.sampling.generate import CountingProvider, generate, sample
+from lazysi.numeric.sampling.solvers import SOLVERS, integrate, provider_ode
 from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.numeric.models.zoo import load_model
 from lazysi.symbolic.families import family
 
 mpmath.mp.dps = 50
 LINEAR = NumericSchedule(family("linear"))
+
+
+def _generate_cov(provider, sampler, steps, indices, seed, shape, approx, *, grid=None, sigma=1.0):
+    return generate(sampler, provider, steps, indices, seed, shape, setup=SamplingSetup(sigma=sigma, approx=approx), grid=grid)
+
+
+def _sample_cov(provider, sampler, steps, n, seed, shape, approx, *, batch, sigma=1.0, progress=None):
+    return sample(sampler, provider, steps, n, seed, shape, batch=batch, setup=SamplingSetup(sigma=sigma, approx=approx),
+                  progress=progress)
+
+
+def _cov_lazy_solve(provider, approx, grid, x0, order=1, method=None, lower_order_final=False, denoise_final=False):
+    """One exponential integrator of the registry's solvers over ``grid`` (the frame's step solvers)."""
+    method = method or {1: "euler", 2: "ab2"}[order]
+    solver = SOLVERS[{"euler": "exp-euler", "ab2": "exp-ab2", "pc": "exp-pc"}[method]]
+    if method == "pc":
+        solver = replace(solver, low_final_below=10**9 if lower_order_final else 0)
+    if denoise_final:
+        solver = replace(solver, final=SOLVERS["exp-pc-denoise"].final, low_final=None)
+    term = GaussianTerm(provider, approx, tuple(x0.shape[1:]), x0.dtype, x0.device)
+    return integrate(solver, term, grid, x0.reshape(x0.shape[0], -1)).reshape(x0.shape)
+
+
+#: the call shapes of the former covlazy module, expressed through the one generate path
+covlazy = SimpleNamespace(
+    kernels_for=frame_kernels, approx_for_model=approx_for_model, GaussianApprox=GaussianApprox,
+    generate_cov=_generate_cov, sample_cov=_sample_cov, cov_lazy_solve=_cov_lazy_solve,
+    make_cov_grid=lambda kind, schedule, steps, sigma=1.0: FRAMES["gaussian"].grid(kind, schedule, steps, SamplingSetup(sigma=sigma)),
+)
 
 
 def _mp_var(tv, d):
@@ -85,7 +120,7 @@ def test_controls_are_not_exact():
     x, _ = covlazy.generate_cov(provider, "lazy-cov", 1, idx, 3, (8,), diag)
     assert (x - exact).abs().max() > 1e-2
     mu = torch.tensor(card["mean"], dtype=torch.float64)
-    x, _ = generate(provider, "lazy-ode", 1, idx, 3, (8,), sigma=1.0, mu=mu)
+    x, _ = generate("lazy-ode", provider, 1, idx, 3, (8,), setup=SamplingSetup(sigma=1.0, mu=mu))
     assert (x - exact).abs().max() > 1e-2
 
 

@@ -179,8 +179,9 @@ def test_sd3_transformer_matches_lazy_euler_sampler(steps):
 def test_sd3_transformer_matches_lazysi_generate():
     """End to end against lazysi's sampler ``generate(..., "lazy-ode")`` (per-sample noise, lazy VP
     Euler, output ``sigma x_1`` in data coordinates) through the project's diffusers adapter."""
-    lazy = pytest.importorskip("lazysi.numeric.sampling.lazy")
-    adapters = pytest.importorskip("lazysi.numeric.models.adapters")
+    from lazysi.numeric.models import adapters
+    from lazysi.numeric.sampling.frames import SamplingSetup
+    from lazysi.numeric.sampling.generate import generate
     model = _tiny_transformer()
     g = torch.Generator().manual_seed(4)
     indices, seed, steps = [3, 8], 11, 3
@@ -194,8 +195,8 @@ def test_sd3_transformer_matches_lazysi_generate():
         return model(hidden_states=x, timestep=ts.expand(x.shape[0]) if ts.numel() == 1 else ts, return_dict=False, **cond)[0]
 
     with torch.no_grad():
-        ours, calls = lazy.generate(adapters.diffusers_flow_model(v_fn), "lazy-ode", steps, indices, seed, (4, 8, 8), sigma=SIGMA,
-                                     min_rows=1)
+        ours, calls = generate("lazy-ode", adapters.diffusers_flow_model(v_fn), steps, indices, seed, (4, 8, 8),
+                               setup=SamplingSetup(sigma=SIGMA), min_rows=1)
         sched = LazyFlowMatchScheduler(data_sigma=SIGMA)
         sched.set_timesteps(steps)
         noise = per_sample_normal(seed, indices, (4, 8, 8))

@@ -20,16 +20,14 @@ import numpy as np
 import pytest
 import torch
 
+from lazysi.numeric.evaluation.fid import FeatureStats, frechet_distance, sqrtm_psd
 from lazysi.numeric.io.shards import (
-    FeatureStats,
     ShardError,
-    frechet_distance,
     init_from_env,
     load_shards,
     load_stats,
     plan_shards,
     sample_to_shards,
-    sqrtm_psd,
     verify_shard,
 )
 from lazysi.numeric.sampling.seeding import per_sample_normal
@@ -165,7 +163,7 @@ def test_corrupted_shard_detected_and_regenerated(tmp_path):
 
 def test_lazysi_generate_is_batch_invariant_in_shards(tmp_path):
     """lazysi's own sampler as the sample function: shards bit-identical for batch 1 and batch 3."""
-    lazy = pytest.importorskip("lazysi.numeric.sampling.lazy")
+    from lazysi.numeric.sampling.generate import generate
     from lazysi.numeric.fields.gaussian import GaussianProvider
     from lazysi.numeric.fields.schedule import NumericSchedule
     from lazysi.symbolic.families import family
@@ -173,7 +171,7 @@ def test_lazysi_generate_is_batch_invariant_in_shards(tmp_path):
     model = GaussianProvider(NumericSchedule(family("linear")), torch.zeros(2, 3, dtype=torch.float64), 0.7)
 
     def fn(idx: list[int]) -> torch.Tensor:
-        return lazy.generate(model, "lazy-ode", 2, idx, 5, (2, 3))[0]
+        return generate("lazy-ode", model, 2, idx, 5, (2, 3))[0]
 
     a = sample_to_shards(fn, 5, tmp_path / "a", shard_size=3, batch=1)
     b = sample_to_shards(fn, 5, tmp_path / "b", shard_size=3, batch=3)

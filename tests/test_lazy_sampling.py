@@ -16,9 +16,19 @@ import torch
 
 from lazysi.numeric.fields.gaussian import GaussianProvider, MixtureProvider
 from lazysi.numeric.fields.schedule import NumericSchedule
-from lazysi.numeric.sampling.lazy import SAMPLERS, generate, make_grid
+from lazysi.numeric.sampling import generate as gen_module
+from lazysi.numeric.sampling.frames import SamplingSetup
+from lazysi.numeric.sampling.grids import named_grid as make_grid
 from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.symbolic.families import family
+
+
+
+def generate(provider, sampler, steps, indices, seed, shape, *, sigma=1.0, mu=0.0, grid=None):
+    """The one generate path with the lazy frame's settings (sigma, mu)."""
+    return gen_module.generate(sampler, provider, steps, indices, seed, shape, setup=SamplingSetup(sigma=sigma, mu=mu),
+                               grid=grid)
+
 
 DIM = 5
 SIGMA = 0.7

@@ -141,7 +141,7 @@ def test_reference_doubles_until_the_change_is_below_tol_and_bounds_its_error(tm
     the returned solution's true error, checked against the exact flow map of N(mu, s^2 I) on the
     linear schedule, X_1 = mu + s Z (an independent closed form, not the sampler)."""
     from lazysi.numeric.evaluation import bench
-    from lazysi.numeric.sampling.lazy import per_sample_normal
+    from lazysi.numeric.sampling.seeding import per_sample_normal
     from lazysi.numeric.models.zoo import load_model
 
     provider, card = load_model("gaussian")
@@ -166,16 +166,17 @@ def test_reference_doubles_until_the_change_is_below_tol_and_bounds_its_error(tm
         bench.cached_reference(provider, "gaussian", idx, 3, (8,), tmp_path, card, steps=8, max_steps=8)
 
 
-def test_split_sampler_names_a_grid_for_our_samplers_only():
-    from lazysi.numeric.evaluation.bench import evals_per_step, split_sampler
+def test_sampler_at_grid_names_a_grid_for_samplers_with_a_grid_only():
+    from lazysi.numeric.sampling.registry import SAMPLERS, resolve
 
-    assert split_sampler("lazy-cov-pcd@uniform") == ("lazy-cov-pcd", "uniform")
-    assert split_sampler("lazy-ode@edm") == ("lazy-ode", "edm") and split_sampler("unipc") == ("unipc", None)
-    assert evals_per_step("heun@lambda") == 2
-    for bad, msg in [("lazy-ode@vp", "unknown grid 'vp'"), ("unipc@uniform", "peers run on"),
+    pcd = resolve("lazy-cov-pcd@uniform")
+    assert (pcd.name, pcd.grid, pcd.method) == ("lazy-cov-pcd@uniform", "uniform", SAMPLERS["lazy-cov-pcd"].method)
+    assert resolve("lazy-ode@edm").grid == "edm" and resolve("unipc") is SAMPLERS["unipc"] and SAMPLERS["unipc"].grid is None
+    assert resolve("heun@lambda").nfe(3) == 5  # EDM's Heun: 2 evaluations per step, Euler last step
+    for bad, msg in [("lazy-ode@vp", "unknown grid 'vp'"), ("unipc@uniform", "runs on its own grid"),
                      ("nope@uniform", "unknown sampler 'nope'"), ("euler@", "empty grid")]:
         with pytest.raises(ValueError, match=msg):
-            split_sampler(bad)
+            resolve(bad)
 
 
 def _synthetic_logits(n: int, t0: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,9 +8,28 @@ import math
 import pytest
 import torch
 
-from lazysi.numeric.sampling.peers import PEERS, generate_peer, peer_available, peer_sample
-from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.numeric.models.zoo import load_model
+from lazysi.numeric.sampling.frames import SamplingSetup
+from lazysi.numeric.sampling.generate import generate
+from lazysi.numeric.sampling.methods import Noise
+from lazysi.numeric.sampling.peers import PEERS, diffusers_scheduler, peer_available
+from lazysi.numeric.sampling.registry import resolve
+from lazysi.numeric.sampling.seeding import per_sample_normal
+
+
+def generate_peer(provider, name, nfe, indices, seed, shape):
+    """A peer at exactly ``nfe`` evaluations through the one generate path."""
+    return generate(name, provider, resolve(name).steps_for(nfe), indices, seed, shape)
+
+
+def peer_sample(provider, name, nfe, x0):
+    """A peer's own loop from ``x0`` at ``nfe`` evaluations (errors as the registry raises them)."""
+    spec = resolve(name)
+    steps = spec.steps_for(nfe)
+    if steps is None:
+        raise ValueError(f"{name} cannot run at nfe {nfe}")
+    return spec.method.solve(provider, steps, None, x0, Noise(0, tuple(range(x0.shape[0])), tuple(x0.shape[1:])),
+                             SamplingSetup())
 
 pytestmark = pytest.mark.skipif(not all(peer_available(p) for p in PEERS), reason="bench extra not installed")
 
@@ -33,9 +52,7 @@ def _start_time(name: str, nfe: int) -> float:
     sigma = 1 - 1/num_train_timesteps, not at pure noise)."""
     if name == "fm-midpoint":
         return 0.0
-    from lazysi.numeric.sampling.peers import _diffusers_scheduler
-
-    sched = _diffusers_scheduler(name)
+    sched = diffusers_scheduler(name)
     sched.set_timesteps(num_inference_steps=nfe)
     return 1.0 - float(sched.sigmas[0])
 
@@ -66,12 +83,10 @@ def test_peer_converges_on_anisotropic_gaussian(name):
 def test_fm_euler_is_lazysi_euler():
     """diffusers' flow-matching Euler and lazysi's Euler are the same method on almost the same grid
     (diffusers stops at sigma = 1/1000 before the last step): errors agree closely at NFE 64."""
-    from lazysi.numeric.sampling.lazy import generate
-
     provider, card = load_model("gaussian-full")
     idx = list(range(16))
     exact = _exact(card, per_sample_normal(0, idx, (8,)))
-    ours, _ = generate(provider, "euler", 64, idx, 0, (8,))
+    ours, _ = generate("euler", provider, 64, idx, 0, (8,))
     theirs, _ = generate_peer(provider, "fm-euler", 64, idx, 0, (8,))
     ref = float((ours - exact).abs().max())
     assert 0.8 * ref < float((theirs - exact).abs().max()) < 1.25 * ref
@@ -80,9 +95,9 @@ def test_fm_euler_is_lazysi_euler():
 def test_errors():
     provider, _ = load_model("gaussian")
     x0 = torch.zeros(2, 8, dtype=torch.float64)
-    with pytest.raises(ValueError, match="even"):
+    with pytest.raises(ValueError, match="cannot run at nfe 3"):  # two evaluations per step
         peer_sample(provider, "fm-midpoint", 3, x0)
-    with pytest.raises(ValueError, match="unknown peer"):
+    with pytest.raises(ValueError, match="unknown sampler"):
         peer_sample(provider, "ddim", 4, x0)
     with pytest.raises(ValueError, match="nfe"):
         peer_sample(provider, "unipc", 0, x0)

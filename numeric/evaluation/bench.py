@@ -2,7 +2,8 @@
 
 Every sampler starts from the same per-sample noise ``Z`` (``(seed, i)``), t = 0 noise -> t = 1 data,
 on the same model object in the same process. A sampler at a given NFE runs
-``NFE / evals_per_step`` steps (skipped where that is not an integer, e.g. Heun at odd NFE).
+the step count whose counted NFE is exactly that NFE (:meth:`~lazysi.numeric.sampling.registry.SamplerSpec.steps_for`;
+skipped where there is none, e.g. the midpoint rule at odd NFE).
 
 Metrics (:mod:`lazysi.numeric.evaluation.metrics`): pathwise RMSE to a reference solution of the training
 schedule's probability-flow ODE from the same noise (RK4 on uniform steps, doubled from
@@ -24,14 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from lazysi.numeric.sampling import covlazy
-from lazysi.numeric.sampling.lazy import GRIDS, SAMPLERS, generate
 from lazysi.numeric.evaluation.metrics import classifier_fid, fid_floor, mixture_samples, pathwise_rmse, sliced_w2
-from lazysi.numeric.sampling.peers import PEERS, generate_peer, peer_available
-from lazysi.numeric.models.zoo import load_model, mean_vector
+from lazysi.numeric.io.png import image_grid, write_png
+from lazysi.numeric.models.model import Model
+from lazysi.numeric.sampling.frames import SamplingSetup
+from lazysi.numeric.sampling.generate import generate
+from lazysi.numeric.sampling.peers import MissingPackageError
+from lazysi.numeric.sampling.registry import SAMPLERS, resolve
 
-__all__ = ["RESULTS_DIR", "REF_STEPS", "REF_TOL", "REF_MAX_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "ODE_SAMPLERS", "cached_reference", "model_fingerprint", "split_sampler",
-           "sample_any", "evals_per_step", "run_bench"]
+__all__ = ["RESULTS_DIR", "REF_STEPS", "REF_TOL", "REF_MAX_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "cached_reference",
+           "model_fingerprint", "model_setup", "sample_at_nfe", "run_bench"]
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 #: reference: RK4 doubled from REF_STEPS steps until the RMS change is <= REF_TOL (at most REF_MAX_STEPS)
@@ -41,53 +44,26 @@ REF_MAX_STEPS = 768
 DEFAULT_NFE = (1, 2, 3, 4, 6, 8, 12, 16, 32)
 DEFAULT_SAMPLERS = ("euler", "heun", "lazy-ode", "lazy-heun", "lazy-cov", "lazy-cov2", "lazy-cov-pc",
                     "lazy-cov-pcd", "lazy-cov-pcd@uniform", "fm-euler", "dpm++2m", "unipc", "fm-midpoint")
-#: deterministic samplers (pathwise RMSE is meaningful)
-ODE_SAMPLERS = {"euler", "heun", "midpoint", "rk4", "lazy-ode", "lazy-heun", *covlazy.COV_SAMPLERS, *PEERS}
 
 
-def split_sampler(name: str) -> tuple[str, str | None]:
-    """``"SAMPLER@GRID"`` -> ``(SAMPLER, GRID)`` (a bench entry of one of our samplers on another time
-    grid, e.g. ``lazy-cov-pcd@uniform``); a plain name -> ``(name, None)``. Unknown names, grids that
-    the sampler does not know, and a grid on a peer (peers use their own schedulers' grids) raise."""
-    base, _, grid = name.partition("@")
-    if base not in SAMPLERS and base not in covlazy.COV_SAMPLERS and base not in PEERS:
-        raise ValueError(f"unknown sampler {base!r}")
-    if not grid:
-        if "@" in name:
-            raise ValueError(f"sampler {name!r}: empty grid after '@'")
-        return base, None
-    if base in PEERS:
-        raise ValueError(f"sampler {name!r}: peers run on their scheduler's own grid; '@{grid}' is for our samplers")
-    known = covlazy.COV_GRIDS if base in covlazy.COV_SAMPLERS else GRIDS
-    if grid not in known:
-        raise ValueError(f"sampler {name!r}: unknown grid {grid!r} for {base}; known: {', '.join(known)}")
-    return base, grid
+def model_setup(model: str | Model, sigma: float | None = None) -> tuple[Model, SamplingSetup, dict[str, Any]]:
+    """A benchmark's model, its sampling setup (``sigma`` argument > the model's ``.lazy.json`` > the
+    card's RMS; per-coordinate data mean; full Gaussian approximation) and a record of both."""
+    m = model if isinstance(model, Model) else Model.load(model)
+    value, source = m.sigma(sigma)
+    setup = m.setup(sigma=value)
+    return m, setup, {"sigma": value, "sigma_source": source, "approx": setup.approx.summary}
 
 
-def evals_per_step(name: str) -> int:
-    name, _ = split_sampler(name)
-    if name in SAMPLERS:
-        return SAMPLERS[name].evals
-    if name in covlazy.COV_SAMPLERS:
-        return 1
-    return PEERS[name].evals_per_step
-
-
-def sample_any(provider, name: str, nfe: int, indices: Sequence[int], seed: int, shape: Sequence[int],
-               ctx: dict[str, Any]) -> tuple[torch.Tensor, int]:
-    """Samples of any benchmark sampler (``NAME`` or ``NAME@GRID``, :func:`split_sampler`) at ``nfe``
-    evaluations (``ctx``: ``sigma``, ``mu``, ``grid``, ``approx``, ``cov_grid``); returns ``(x, counted NFE)``."""
-    e = evals_per_step(name)
-    if nfe % e:
-        raise ValueError(f"{name} uses {e} evaluations per step; NFE {nfe} is not a multiple")
-    name, grid = split_sampler(name)
-    if name in PEERS:
-        return generate_peer(provider, name, nfe, indices, seed, shape)
-    if name in covlazy.COV_SAMPLERS:
-        return covlazy.generate_cov(provider, name, nfe, indices, seed, shape, ctx["approx"],
-                                    grid=grid or ctx.get("cov_grid", "vp"), sigma=ctx["sigma"])
-    return generate(provider, name, nfe // e, indices, seed, shape, sigma=ctx["sigma"], mu=ctx["mu"],
-                    grid=grid or ctx.get("grid", "uniform"))
+def sample_at_nfe(name: str, model: Model, nfe: int, indices: Sequence[int], seed: int,
+                  setup: SamplingSetup) -> tuple[torch.Tensor, int]:
+    """Samples of any registered sampler (``NAME`` or ``NAME@GRID``) at exactly ``nfe`` model
+    evaluations; returns ``(x, counted NFE)``. Raises when no step count gives that NFE."""
+    spec = resolve(name)
+    steps = spec.steps_for(nfe)
+    if steps is None:
+        raise ValueError(f"{name} cannot run at NFE {nfe} (its NFE for n steps: {[spec.nfe(n) for n in (1, 2, 3, 4)]}...)")
+    return generate(spec, model.provider, steps, indices, seed, model.shape, setup=setup)
 
 
 def model_fingerprint(card: dict[str, Any]) -> str:
@@ -126,12 +102,12 @@ def cached_reference(provider, model: str, indices: Sequence[int], seed: int, sh
         if data["indices"].tolist() == idx and "model" in data.files and str(data["model"]) == fp:
             return torch.from_numpy(data["x"]), json.loads(str(data["info"]))
     t0 = time.perf_counter()
-    coarse, total = generate(provider, "rk4", steps, idx, seed, shape)
+    coarse, total = generate("rk4", provider, steps, idx, seed, shape)
     history = []
     n = steps
     while True:
         n *= 2
-        fine, nfe = generate(provider, "rk4", n, idx, seed, shape)
+        fine, nfe = generate("rk4", provider, n, idx, seed, shape)
         total += nfe
         per_sample = (fine - coarse).reshape(len(idx), -1).pow(2).mean(1).sqrt()
         change = float(per_sample.pow(2).mean().sqrt())
@@ -153,15 +129,6 @@ def cached_reference(provider, model: str, indices: Sequence[int], seed: int, sh
     return fine, info
 
 
-def _model_ctx(model: str, provider, card, sigma: float | None) -> dict[str, Any]:
-    """Lazy-frame settings: ``sigma`` argument > the model's ``.lazy.json`` > the card's RMS."""
-    settings = covlazy.lazy_settings(model)
-    sigma, source = covlazy.resolve_sigma(model, card, sigma, settings)
-    return {"sigma": sigma, "sigma_source": source, "mu": mean_vector(model, provider, card),
-            "grid": settings.get("grid", "uniform"), "cov_grid": "vp",
-            "approx": covlazy.approx_for_model(model, provider, card, "full")}
-
-
 def _plot(results: dict, path: Path) -> bool:
     try:
         import matplotlib
@@ -177,7 +144,7 @@ def _plot(results: dict, path: Path) -> bool:
         for name in dict.fromkeys(r["sampler"] for r in rows):
             pts = sorted((r["nfe"], r["rmse"]) for r in rows if r["sampler"] == name and r.get("rmse") is not None)
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=name, linestyle="--" if name in PEERS else "-")
+                ax.plot(*zip(*pts), marker="o", label=name, linestyle="--" if resolve(name).origin == "peer" else "-")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("NFE")
@@ -233,20 +200,17 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
               log=lambda s: print(s, file=sys.stderr)) -> dict[str, Any]:
     """Run the benchmark; writes ``bench.json``, ``bench.md``, ``bench_rmse.png`` (matplotlib) and
     ``grid_nfe<k>_<model>.png`` into ``out`` and returns the results."""
-    from lazysi.cmd_sample import image_grid, write_png
-
+    for name in samplers:  # unknown names and missing packages raise before any work or folder
+        spec = resolve(name)
+        if spec.package is not None and not spec.method.available():
+            raise MissingPackageError(f"sampler {name} needs the package {spec.package}: pip install 'lazysi[{spec.extra}]'")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in samplers:
-        evals_per_step(name)  # unknown names raise before any work
-        if name in PEERS and not peer_available(name):
-            raise ValueError(f"peer {name!r} needs the optional package {PEERS[name].package!r} (pip install 'lazysi[bench]')")
     results: dict[str, Any] = {"nfes": list(nfes), "samplers": list(samplers), "seed": seed, "models": {}}
     for model in models:
         t0 = time.perf_counter()
-        provider, card = load_model(model)
-        shape = tuple(card["data_shape"])
-        ctx = _model_ctx(model, provider, card, sigma)
+        m, setup, setup_info = model_setup(model, sigma)
+        provider, card, shape = m.provider, m.card, m.shape
         idx = list(range(n_rmse))
         ref, ref_info = cached_reference(provider, model, idx, seed, shape, out, card, log=log)
         log(f"[{model}] reference ready ({ref_info})")
@@ -257,12 +221,12 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
         rows, grids = [], {}
         for name in samplers:
             for k in nfes:
-                if k % evals_per_step(name):
+                if resolve(name).steps_for(k) is None:
                     continue
                 ts = time.perf_counter()
-                x, calls = sample_any(provider, name, k, idx, seed, shape, ctx)
+                x, calls = sample_at_nfe(name, m, k, idx, seed, setup)
                 row = {"sampler": name, "nfe": k, "counted_nfe": calls, "seconds": round(time.perf_counter() - ts, 2),
-                       "rmse": pathwise_rmse(x, ref) if split_sampler(name)[0] in ODE_SAMPLERS else None}
+                       "rmse": pathwise_rmse(x, ref) if resolve(name).kind == "ode" else None}
                 if exact is not None:
                     row["sw2"] = sliced_w2(x, exact)
                 rows.append(row)
@@ -273,14 +237,13 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
         if len(shape) == 3 and fid_points:
             fidx = list(range(n_fid))
             for name, k in fid_points:
-                if name not in samplers or k % evals_per_step(name):
+                if name not in samplers or resolve(name).steps_for(k) is None:
                     continue
-                x, _ = sample_any(provider, name, k, fidx, seed, shape, ctx)
+                x, _ = sample_at_nfe(name, m, k, fidx, seed, setup)
                 fid_rows.append({"sampler": name, "nfe": k, "fid": classifier_fid(x)})
                 log(f"[{model}] FID {name} NFE {k}: {fid_rows[-1]['fid']:.3f}")
         res = {"rows": rows, "fid": fid_rows, "n_rmse": n_rmse, "n_fid": n_fid, "reference": ref_info,
-               "sigma": ctx["sigma"], "sigma_source": ctx["sigma_source"], "grid": ctx["grid"],
-               "cov_grid": ctx["cov_grid"], "approx": ctx["approx"].summary}
+               **setup_info, "grids": {name: resolve(name).grid or "own" for name in samplers}}
         if fid_rows:
             res["fid_floor"] = fid_floor(n_fid)
         if exact is not None:

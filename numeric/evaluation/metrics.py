@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from lazysi.numeric.io.shards import frechet_distance
+from lazysi.numeric.evaluation.fid import frechet_distance
 
 __all__ = [
     "pathwise_rmse",

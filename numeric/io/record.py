@@ -5,7 +5,7 @@ versions (torch, sympy, mpmath, numpy, lazysi, diffusers when installed), Python
 torch's determinism settings (deterministic algorithms, cuDNN flags, TF32, matmul precision,
 threads), the git commit of the source tree when available (and whether it had local changes),
 the sha256 of the model card, and the seeds. ``write_record(out_dir, record)`` stores it as
-``record.json`` atomically. Bit-for-bit reruns additionally need the same hardware and the same
+``run.json`` atomically. Bit-for-bit reruns additionally need the same hardware and the same
 torch build (recorded, not enforced).
 """
 from __future__ import annotations
@@ -23,11 +23,13 @@ from typing import Any
 
 import torch
 
+from lazysi.numeric.io.atomic import atomic_write_json
+
 __all__ = ["RECORD_VERSION", "RECORD_FILE", "run_record", "write_record", "read_record", "fingerprint_options",
            "package_versions", "torch_settings", "git_state", "file_sha256"]
 
 RECORD_VERSION = 1
-RECORD_FILE = "record.json"
+RECORD_FILE = "run.json"
 _PACKAGES = ("torch", "sympy", "mpmath", "numpy", "lazysi", "diffusers", "safetensors")
 
 
@@ -146,9 +148,7 @@ def run_record(
 
 
 def write_record(out_dir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
-    """Write ``record`` to ``out_dir/record.json`` atomically (temp file, fsync, rename)."""
-    from lazysi.numeric.io.shards import atomic_write_json
-
+    """Write ``record`` to ``out_dir/run.json`` atomically (temp file, fsync, rename)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RECORD_FILE

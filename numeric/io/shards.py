@@ -35,17 +35,13 @@ the run is a single process. ``out_dir`` must be visible to every rank (a shared
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
-import io
 import json
 import math
 import os
 import re
-import tempfile
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,32 +49,24 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from lazysi.numeric.evaluation.fid import FeatureStats
+from lazysi.numeric.io.atomic import atomic_write_bytes, atomic_write_json, encode_npz
 from lazysi.numeric.io.record import file_sha256
 
 __all__ = [
     "FORMAT_VERSION",
     "ShardError",
     "ShardSpec",
-    "FeatureStats",
     "ShardRunResult",
     "plan_shards",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "encode_npz",
     "init_from_env",
     "sample_to_shards",
     "verify_shard",
     "load_shards",
     "load_stats",
-    "frechet_distance",
-    "sqrtm_psd",
-    "NON_IDENTITY_OPTIONS",
-    "add_shard_arguments",
-    "run_sharded",
 ]
 
 FORMAT_VERSION = 1
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 class ShardError(RuntimeError):
@@ -123,165 +111,6 @@ def plan_shards(n: int, shard_size: int) -> list[ShardSpec]:
     if count > 99999:
         raise ValueError(f"{count} shards exceed the 5-digit shard names; use a larger shard_size")
     return [ShardSpec(k, k * shard_size, min((k + 1) * shard_size, n)) for k in range(count)]
-
-
-# ----------------------------------------------------------------------------------------------
-# Atomic files
-# ----------------------------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, flush, fsync,
-    ``os.replace``, fsync of the folder. Readers see the old file or the whole new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """JSON (sorted keys, indented, trailing newline) written with :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def encode_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """A deterministic ``.npz`` (uncompressed zip, fixed timestamps, sorted names) readable by
-    ``np.load``: equal arrays give equal bytes."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name in sorted(arrays):
-            arr = np.asarray(arrays[name])
-            if not arr.flags.c_contiguous:
-                arr = arr.copy(order="C")
-            member = io.BytesIO()
-            np.lib.format.write_array(member, arr, allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, member.getvalue())
-    return buf.getvalue()
-
-
-# ----------------------------------------------------------------------------------------------
-# Streaming feature statistics and the Fréchet distance
-# ----------------------------------------------------------------------------------------------
-@dataclass
-class FeatureStats:
-    """Float64 running sums of features ``f`` (rows): ``count``, ``sum f``, ``sum f f^T``.
-
-    ``mean = sum / count``; ``cov = (outer - count mean mean^T) / (count - 1)`` (unbiased, as in
-    the usual FID code). Sums add across shards and ranks, so no second pass is needed.
-    """
-
-    dim: int
-    count: int = 0
-    total: torch.Tensor = field(default=None)  # type: ignore[assignment]
-    outer: torch.Tensor = field(default=None)  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.total is None:
-            self.total = torch.zeros(self.dim, dtype=torch.float64)
-        if self.outer is None:
-            self.outer = torch.zeros(self.dim, self.dim, dtype=torch.float64)
-
-    def update(self, features: torch.Tensor) -> None:
-        """Add a ``(m, dim)`` block of features (converted to float64 on the CPU)."""
-        f = torch.as_tensor(features).detach().to("cpu", torch.float64)
-        if f.ndim != 2 or f.shape[1] != self.dim:
-            raise ValueError(f"features must have shape (m, {self.dim}), got {tuple(f.shape)}")
-        if not torch.isfinite(f).all():
-            raise ValueError("features contain non-finite values")
-        self.count += f.shape[0]
-        self.total += f.sum(0)
-        self.outer += f.T @ f
-
-    def all_reduce(self, group: Any = None) -> None:
-        """Sum the statistics over all ranks of ``group`` (in place; no-op without distributed)."""
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else torch.device("cpu")
-        flat = torch.cat([torch.tensor([float(self.count)], dtype=torch.float64), self.total, self.outer.reshape(-1)]).to(device)
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
-        flat = flat.cpu()
-        self.count = int(round(float(flat[0])))
-        self.total = flat[1 : 1 + self.dim].clone()
-        self.outer = flat[1 + self.dim :].reshape(self.dim, self.dim).clone()
-
-    def mean_cov(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.count < 2:
-            raise ValueError(f"need at least 2 feature rows for a covariance, have {self.count}")
-        mu = self.total / self.count
-        cov = (self.outer - self.count * torch.outer(mu, mu)) / (self.count - 1)
-        return mu, 0.5 * (cov + cov.T)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        mu, cov = self.mean_cov() if self.count >= 2 else (self.total * float("nan"), self.outer * float("nan"))
-        return {
-            "count": np.array(self.count, dtype=np.int64),
-            "sum": self.total.numpy(),
-            "outer": self.outer.numpy(),
-            "mu": mu.numpy(),
-            "cov": cov.numpy(),
-        }
-
-
-def sqrtm_psd(a: torch.Tensor, *, tol: float = 1e-8) -> torch.Tensor:
-    """Symmetric square root of a symmetric positive semi-definite matrix via ``eigh`` (float64).
-
-    Eigenvalues in ``[-tol * max|eig|, 0)`` are rounding noise and set to 0; a more negative
-    eigenvalue raises (the matrix is not a covariance)."""
-    a = torch.as_tensor(a, dtype=torch.float64)
-    if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise ValueError(f"expected a square matrix, got shape {tuple(a.shape)}")
-    w, v = torch.linalg.eigh(0.5 * (a + a.T))
-    scale = float(w.abs().max()) if w.numel() else 0.0
-    if scale > 0 and float(w.min()) < -tol * scale:
-        raise ValueError(f"matrix is not positive semi-definite: eigenvalue {float(w.min()):.3e} (largest |eig| {scale:.3e})")
-    return (v * w.clamp_min(0).sqrt()) @ v.T
-
-
-def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, cov2: torch.Tensor) -> float:
-    """Fréchet distance between N(mu1, cov1) and N(mu2, cov2), in float64:
-
-    ``|mu1 - mu2|^2 + tr cov1 + tr cov2 - 2 tr (cov1^{1/2} cov2 cov1^{1/2})^{1/2}``.
-
-    The cross term uses symmetric PSD square roots from ``eigh`` (no complex ``sqrtm`` noise):
-    ``tr (cov1 cov2)^{1/2} = sum sqrt(eig(cov1^{1/2} cov2 cov1^{1/2}))``."""
-    mu1, mu2 = (torch.as_tensor(m, dtype=torch.float64).reshape(-1) for m in (mu1, mu2))
-    cov1, cov2 = (torch.as_tensor(c, dtype=torch.float64) for c in (cov1, cov2))
-    d = mu1.numel()
-    if mu2.numel() != d or cov1.shape != (d, d) or cov2.shape != (d, d):
-        raise ValueError(f"shape mismatch: mu1 {tuple(mu1.shape)}, mu2 {tuple(mu2.shape)}, cov1 {tuple(cov1.shape)}, cov2 {tuple(cov2.shape)}")
-    s1 = sqrtm_psd(cov1)
-    m = s1 @ cov2 @ s1
-    w = torch.linalg.eigvalsh(0.5 * (m + m.T))
-    scale = float(w.abs().max()) if w.numel() else 0.0
-    if scale > 0 and float(w.min()) < -1e-8 * scale:
-        raise ValueError(f"cov2 is not positive semi-definite (eigenvalue {float(w.min()):.3e})")
-    cross = w.clamp_min(0).sqrt().sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + torch.trace(cov1) + torch.trace(cov2) - 2.0 * cross)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -636,68 +465,3 @@ def load_stats(out_dir: str | os.PathLike) -> FeatureStats:
     return fs
 
 
-# ----------------------------------------------------------------------------------------------
-# CLI hook for `lazysi sample`
-# ----------------------------------------------------------------------------------------------
-#: options that do not change any sample (left out of the run fingerprint, so a resume may change them)
-NON_IDENTITY_OPTIONS = ("resume", "out", "batch", "func", "command", "progress", "quiet", "verbose", "_run", "no_progress")
-
-
-def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--shard-size`` and ``--resume`` to a command's parser (the sample command owns
-    ``--n``, ``--out``, ``--batch``, ``--seed``, ``--device``)."""
-    parser.add_argument("--shard-size", type=int, default=None, metavar="K",
-                        help="write samples as shard-XXXXX.npz files of K samples each (enables sharded, multi-process output)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue a sharded run in --out: keep shards whose sha256 verifies, regenerate the rest")
-
-
-def run_sharded(
-    args: argparse.Namespace,
-    generate_fn: Callable[[list[int]], torch.Tensor],
-    *,
-    features: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    model_card_path: str | os.PathLike | None = None,
-) -> int:
-    """Run a sharded sampling job from a parsed command line; returns the exit code.
-
-    Reads ``args.n``, ``args.out``, ``args.batch``, ``args.seed``, ``args.shard_size`` (None ->
-    ``min(n, 1000)``), ``args.resume`` and optional ``args.device``. ``generate_fn(indices)`` must
-    return the samples for exactly those indices with per-sample seeding (e.g.
-    ``lambda idx: generate(model, sampler, steps, idx, seed)``). Initialises torch.distributed
-    from torchrun's environment when needed, writes the shards and the manifest (whose metadata
-    holds only the options that change the samples, so it is identical across world sizes, batch
-    sizes and resumes), and (rank 0) ``record.json`` with all resolved options
-    (:mod:`lazysi.numeric.io.record`): written with ``finished: false`` before sampling if the folder
-    has none, and rewritten with ``finished: true`` at the end. The run
-    fingerprint is the sha256 of the resolved options without :data:`NON_IDENTITY_OPTIONS`
-    (``resume``, ``out``, ``batch``, ...), so a resume with options that change the samples
-    (seed, steps, model, ...) is refused while the batch size may change.
-    """
-    from lazysi.numeric.io.record import fingerprint_options, run_record, write_record
-
-    for name in ("n", "out", "batch", "seed"):
-        if not hasattr(args, name):
-            raise AttributeError(f"run_sharded needs args.{name}")
-    init_from_env(getattr(args, "device", "cpu") or "cpu")
-    options = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in vars(args).items() if not callable(v)}
-    shard_size = args.shard_size if getattr(args, "shard_size", None) else min(int(args.n), 1000)
-    options["shard_size"] = shard_size
-    fp = fingerprint_options(options, exclude=NON_IDENTITY_OPTIONS)
-    rank, world = _rank_world(None)
-    record = run_record(options, model_card_path=model_card_path, seeds={"seed": args.seed, "indices": [0, int(args.n)]})
-    record.update(world_size=world, fingerprint=fp, finished=False)
-    if rank == 0 and not (Path(args.out) / "record.json").exists():
-        write_record(args.out, record)  # a killed run's folder says what was running
-    identity = {k: v for k, v in options.items() if k not in NON_IDENTITY_OPTIONS}
-    result = sample_to_shards(generate_fn, int(args.n), args.out, shard_size=shard_size, batch=int(args.batch),
-                              resume=bool(getattr(args, "resume", False)), stats=features, fingerprint=fp,
-                              metadata={"options": identity})
-    if rank == 0:
-        record.update(finished=True, generated_on_rank0=result.generated, kept=result.skipped,
-                      regenerated={str(k): v for k, v in result.invalid.items()})
-        write_record(args.out, record)
-        print(f"wrote {len(result.manifest['shards'])} shards of {int(args.n)} samples to {args.out} "
-              f"(world size {world}; generated here {len(result.generated)}, kept {len(result.skipped)}, "
-              f"regenerated {len(result.invalid)})")
-    return 0

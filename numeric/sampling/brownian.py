@@ -38,12 +38,17 @@ class BrownianPath:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def sample(cls, times: torch.Tensor, batch: int, dims: Sequence[int] = (), *, seed: int = 0, first_index: int = 0) -> "BrownianPath":
+    def sample(cls, times: torch.Tensor, batch: int, dims: Sequence[int] = (), *, seed: int = 0, first_index: int = 0,
+               indices: Sequence[int] | None = None) -> "BrownianPath":
         """A path on ``times`` for ``batch`` samples; sample i's path depends only on
-        ``(seed, first_index + i)`` (per-sample seeding), not on the batch size."""
+        ``(seed, first_index + i)`` (or ``(seed, indices[i])``: per-sample seeding), not on the batch."""
         times = torch.as_tensor(times, dtype=torch.float64)
         n = times.numel()
-        xi = per_sample_normal(seed, range(first_index, first_index + batch), (n - 1, *dims), stream="brownian")
+        if indices is None:
+            indices = range(first_index, first_index + batch)
+        elif len(indices) != batch:
+            raise ValueError(f"{len(indices)} indices for a batch of {batch}")
+        xi = per_sample_normal(seed, indices, (n - 1, *dims), stream="brownian")
         dt = (times[1:] - times[:-1]).reshape((n - 1,) + (1,) * (1 + len(dims)))
         inc = xi.movedim(0, 1) * dt.sqrt()  # (n-1, batch, *dims)
         zero = torch.zeros((1, batch, *dims), dtype=torch.float64)

@@ -11,9 +11,13 @@ import torch
 
 from lazysi.numeric.fields.schedule import NumericSchedule
 
-__all__ = ["uniform", "uniform_lambda", "edm", "shifted", "invert_lam", "check_grid"]
+__all__ = ["GRIDS", "LAMBDA_CLIP", "uniform", "uniform_lambda", "edm", "shifted", "invert_lam", "check_grid", "named_grid",
+           "explicit_grid"]
 
 BISECTION_STEPS = 110
+#: the named grids every frame knows (in the frame's own time)
+GRIDS = ("uniform", "lambda", "edm", "shifted")
+LAMBDA_CLIP = 0.02
 
 
 def _check_n(n: int) -> None:
@@ -99,4 +103,33 @@ def shifted(n: int, shift: float) -> torch.Tensor:
     sig = 1.0 - uniform(n)
     grid = 1.0 - shift * sig / (1.0 + (shift - 1.0) * sig)
     grid[0], grid[-1] = 0.0, 1.0
+    return grid
+
+
+def named_grid(kind: str, schedule: NumericSchedule, steps: int, shift: float = 3.0) -> torch.Tensor:
+    """A float64 grid of ``steps + 1`` times from 0 to 1 in ``schedule``'s time: ``uniform``;
+    ``lambda`` uniform in the half log-SNR between the times ``LAMBDA_CLIP`` and ``1 - LAMBDA_CLIP``,
+    end points then moved to 0 and 1; ``edm`` (Karras rho = 7 noise levels, sigma_max = 80, last
+    step to the data; first point moved to 0); ``shifted`` (SD3 shift ``shift``)."""
+    if kind == "uniform":
+        return uniform(steps)
+    if kind == "lambda":
+        g = uniform_lambda(schedule, steps, LAMBDA_CLIP, 1.0 - LAMBDA_CLIP)
+        g[0], g[-1] = 0.0, 1.0
+        return check_grid(g)
+    if kind == "edm":
+        g = edm(schedule, steps).clone()
+        g[0] = 0.0
+        return check_grid(g)
+    if kind == "shifted":
+        return check_grid(shifted(steps, shift))
+    raise ValueError(f"unknown grid {kind!r}; known: {', '.join(GRIDS)}")
+
+
+def explicit_grid(times, steps: int) -> torch.Tensor:
+    """A user's ``steps + 1`` increasing times from exactly 0 to exactly 1, validated."""
+    grid = check_grid(torch.as_tensor(times, dtype=torch.float64).clone())
+    if grid.numel() != steps + 1 or float(grid[0]) != 0.0 or float(grid[-1]) != 1.0:
+        raise ValueError(f"an explicit grid for {steps} steps needs {steps + 1} times from 0 to 1, "
+                         f"got {grid.numel()} from {float(grid[0])} to {float(grid[-1])}")
     return grid

@@ -11,55 +11,35 @@ recommended settings for a flow-matching model with uniform training times (no t
 * ``unipc``: diffusers ``UniPCMultistepScheduler(prediction_type="flow_prediction",
   use_flow_sigmas=True, flow_shift=1.0)`` (defaults: order 2, bh2, data prediction, corrector on).
 * ``fm-midpoint``: flow_matching ``ODESolver(...).sample(method="midpoint")`` on a uniform grid of
-  NFE/2 steps (two evaluations per step: odd NFE are not possible).
+  ``steps`` steps (two evaluations per step).
 
 Conventions converted HERE and only here. diffusers: ``sigma = 1 - t``, latents
 ``x = (1 - sigma) X + sigma Z``, model output ``v = Z - X``; with lazysi's linear training schedule
 (``alpha = 1 - t``, ``beta = t``, t = 0 noise) the model output is ``-b(t, x)`` at ``t = 1 - sigma``
 (``b``: lazysi's velocity). flow_matching: t = 0 noise, velocity ``X - Z`` = lazysi's ``b``, no
-conversion. Every peer starts from the same per-sample noise ``Z`` as :func:`lazysi.numeric.sampling.lazy.generate`.
+conversion. Every peer starts from the same per-sample noise ``Z`` as lazysi's samplers.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from lazysi.numeric.sampling.lazy import CountingProvider
 from lazysi.numeric.fields.providers import FieldProvider
-from lazysi.numeric.sampling.seeding import per_sample_normal
+from lazysi.numeric.sampling.frames import SamplingSetup
+from lazysi.numeric.sampling.methods import Noise
 
-__all__ = ["PEERS", "PeerSpec", "peer_sample", "generate_peer", "peer_available"]
-
-
-@dataclass(frozen=True)
-class PeerSpec:
-    name: str
-    package: str
-    description: str
-    evals_per_step: int
+__all__ = ["Peer", "PEERS", "MissingPackageError", "peer_available", "check_linear", "diffusers_scheduler"]
 
 
-PEERS: dict[str, PeerSpec] = {
-    p.name: p
-    for p in (
-        PeerSpec("fm-euler", "diffusers", "diffusers FlowMatchEulerDiscreteScheduler (shift 1)", 1),
-        PeerSpec("dpm++2m", "diffusers", "diffusers DPMSolverMultistepScheduler, flow_prediction, flow sigmas, dpmsolver++ order 2 (2M)", 1),
-        PeerSpec("unipc", "diffusers", "diffusers UniPCMultistepScheduler, flow_prediction, flow sigmas (bh2, order 2)", 1),
-        PeerSpec("fm-midpoint", "flow_matching", "flow_matching ODESolver, method='midpoint', uniform grid", 2),
-    )
-}
+class MissingPackageError(ImportError):
+    """An optional package a sampler needs is not installed (names the package and the extra)."""
 
 
-def peer_available(name: str) -> bool:
-    """Whether the package behind peer ``name`` imports."""
-    import importlib.util
-
-    return importlib.util.find_spec(PEERS[name].package) is not None
-
-
-def _check_linear(provider: FieldProvider) -> None:
+def check_linear(provider: FieldProvider) -> None:
+    """Flow-matching peers need the model on the linear schedule (``alpha = 1 - t``, ``beta = t``)."""
     sch = provider.schedule
     tv = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
     if not (torch.allclose(sch.alpha(tv), 1 - tv, atol=1e-14) and torch.allclose(sch.beta(tv), tv, atol=1e-14)):
@@ -67,56 +47,115 @@ def _check_linear(provider: FieldProvider) -> None:
                          f"(alpha = 1 - t, beta = t), got {sch.schedule.name!r}")
 
 
-def _diffusers_scheduler(name: str):
+@dataclass(frozen=True)
+class Peer:
+    """Another package's sampler as a lazysi method (see :class:`~lazysi.numeric.sampling.methods.Method`).
+    ``package``: the import name it needs; ``extra``: the lazysi extra that installs it;
+    ``run(provider, steps, x0, noise) -> x``."""
+
+    name: str
+    kind: str
+    order: float | None
+    package: str
+    settings: str
+    run: Callable[[FieldProvider, int, torch.Tensor, Noise], torch.Tensor]
+    evals_per_step: int = 1
+    extra: str = "bench"
+    own_grid: bool = True
+
+    def evals(self, steps: int) -> int:
+        return self.evals_per_step * steps
+
+    def available(self) -> bool:
+        return importlib.util.find_spec(self.package) is not None
+
+    def require(self) -> None:
+        if not self.available():
+            raise MissingPackageError(f"sampler {self.name} needs the package {self.package}: "
+                                      f"pip install 'lazysi[{self.extra}]'")
+
+    def solve(self, provider: FieldProvider, steps: int, grid: torch.Tensor | None, x0: torch.Tensor, noise: Noise,
+              setup: SamplingSetup) -> torch.Tensor:
+        if grid is not None:
+            raise ValueError(f"{self.name} runs on its scheduler's own grid")
+        self.require()
+        check_linear(provider)
+        return self.run(provider, steps, x0, noise)
+
+
+def _diffusers_loop(make_scheduler: Callable[[], object]):
+    """A diffusers scheduler's sampling loop on a lazysi provider (linear schedule)."""
+
+    def run(provider: FieldProvider, steps: int, x0: torch.Tensor, noise: Noise) -> torch.Tensor:
+        sched = make_scheduler()
+        sched.set_timesteps(num_inference_steps=steps, device=x0.device)
+        x = x0 * float(getattr(sched, "init_noise_sigma", 1.0))
+        sigmas = sched.sigmas.to(torch.float64)
+        for i, ts in enumerate(sched.timesteps):
+            t_ours = (1.0 - sigmas[i]).to(x0.device)  # diffusers sigma -> lazysi time
+            model_output = -provider.drift(t_ours, x)  # lazysi velocity b = X - Z -> diffusers v = Z - X
+            x = sched.step(model_output, ts, x, return_dict=False)[0]
+        return x
+
+    return run
+
+
+def _fm_euler():
     import diffusers
 
-    if name == "fm-euler":
-        return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
-    if name == "dpm++2m":
-        return diffusers.DPMSolverMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
-                                                     use_flow_sigmas=True, flow_shift=1.0, solver_order=2,
-                                                     algorithm_type="dpmsolver++")
-    if name == "unipc":
-        return diffusers.UniPCMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
-                                                 use_flow_sigmas=True, flow_shift=1.0, solver_order=2)
-    raise ValueError(f"{name!r} is not a diffusers peer")
+    return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
 
 
-def peer_sample(provider: FieldProvider, name: str, nfe: int, x0: torch.Tensor) -> torch.Tensor:
-    """Run peer ``name`` with ``nfe`` model evaluations from the noise ``x0`` (t = 0); returns the
-    sample at t = 1 (data space). ``provider`` must be on the linear schedule."""
-    if name not in PEERS:
-        raise ValueError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
-    if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe < 1:
-        raise ValueError(f"nfe must be a positive int, got {nfe!r}")
-    _check_linear(provider)
-    if name == "fm-midpoint":
-        if nfe % 2:
-            raise ValueError(f"fm-midpoint uses 2 evaluations per step: nfe must be even, got {nfe}")
-        from flow_matching.solver import ODESolver
+def _dpmpp_2m():
+    import diffusers
 
-        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # flow_matching: (x, t)
-            return provider.drift(t.to(torch.float64), x)
-
-        grid = torch.linspace(0.0, 1.0, nfe // 2 + 1, dtype=torch.float64)
-        return ODESolver(velocity_model=velocity).sample(x_init=x0, step_size=None, method="midpoint", time_grid=grid)
-    sched = _diffusers_scheduler(name)
-    sched.set_timesteps(num_inference_steps=nfe, device=x0.device)
-    x = x0 * float(getattr(sched, "init_noise_sigma", 1.0))
-    sigmas = sched.sigmas.to(torch.float64)
-    for i, ts in enumerate(sched.timesteps):
-        t_ours = (1.0 - sigmas[i]).to(x0.device)  # diffusers sigma -> lazysi time
-        model_output = -provider.drift(t_ours, x)  # lazysi velocity b = X - Z -> diffusers v = Z - X
-        x = sched.step(model_output, ts, x, return_dict=False)[0]
-    return x
+    return diffusers.DPMSolverMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
+                                                 use_flow_sigmas=True, flow_shift=1.0, solver_order=2,
+                                                 algorithm_type="dpmsolver++")
 
 
-def generate_peer(provider: FieldProvider, name: str, nfe: int, indices: Sequence[int], seed: int,
-                  shape: Sequence[int], *, dtype: torch.dtype = torch.float64,
-                  device: str | torch.device = "cpu") -> tuple[torch.Tensor, int]:
-    """Samples of peer ``name`` for ``indices`` (same per-sample noise as lazysi's samplers) and the
-    counted number of model evaluations per sample."""
-    counter = CountingProvider(provider)
-    x0 = per_sample_normal(seed, [int(i) for i in indices], tuple(shape), dtype=dtype, device=device)
-    x = peer_sample(counter, name, nfe, x0)
-    return x, counter.calls
+def _unipc():
+    import diffusers
+
+    return diffusers.UniPCMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
+                                             use_flow_sigmas=True, flow_shift=1.0, solver_order=2)
+
+
+def _fm_midpoint(provider: FieldProvider, steps: int, x0: torch.Tensor, noise: Noise) -> torch.Tensor:
+    from flow_matching.solver import ODESolver
+
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # flow_matching: (x, t)
+        return provider.drift(t.to(torch.float64), x)
+
+    grid = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
+    return ODESolver(velocity_model=velocity).sample(x_init=x0, step_size=None, method="midpoint", time_grid=grid)
+
+
+PEERS: dict[str, Peer] = {
+    p.name: p
+    for p in (
+        Peer("fm-euler", "ode", 1.0, "diffusers", "diffusers FlowMatchEulerDiscreteScheduler (shift 1)", _diffusers_loop(_fm_euler)),
+        Peer("dpm++2m", "ode", 2.0, "diffusers",
+             "diffusers DPMSolverMultistepScheduler, flow_prediction, flow sigmas, dpmsolver++ order 2 (2M)",
+             _diffusers_loop(_dpmpp_2m)),
+        Peer("unipc", "ode", 2.0, "diffusers", "diffusers UniPCMultistepScheduler, flow_prediction, flow sigmas (bh2, order 2)",
+             _diffusers_loop(_unipc)),
+        Peer("fm-midpoint", "ode", 2.0, "flow_matching", "flow_matching ODESolver, method='midpoint', uniform grid",
+             _fm_midpoint, evals_per_step=2),
+    )
+}
+
+
+_DIFFUSERS = {"fm-euler": _fm_euler, "dpm++2m": _dpmpp_2m, "unipc": _unipc}
+
+
+def diffusers_scheduler(name: str):
+    """The configured diffusers scheduler behind peer ``name`` (a fresh object)."""
+    if name not in _DIFFUSERS:
+        raise ValueError(f"{name!r} is not a diffusers peer; known: {', '.join(_DIFFUSERS)}")
+    return _DIFFUSERS[name]()
+
+
+def peer_available(name: str) -> bool:
+    """Whether the package behind peer ``name`` imports."""
+    return PEERS[name].available()

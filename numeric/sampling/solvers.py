@@ -1,24 +1,39 @@
-"""Samplers: pure step functions with a declared order, one thin loop (STYLE.md principle 4).
+"""Solvers: pure step functions with a declared order, one thin loop (STYLE.md principle 4).
 
-Time runs forward from the base (t = 0) to the data (t = 1) over an explicit float64 grid.
+Time runs forward from the base (t = 0) to the data (t = 1) over an explicit float64 grid. A step
+is ``step(field, t0, t1, x, state) -> (x, state)``; :func:`integrate` is the one loop that drives
+every solver. Three kinds of field:
 
-* ODE ``dx/dt = v(t, x)``: a step is ``step(field, t0, t1, x, state) -> (x, state)`` with
-  ``field = ODE(v)``; explicit Runge-Kutta methods are Butcher tables served by one stepper
-  (``euler`` order 1, ``midpoint`` and ``heun`` order 2, ``rk4`` order 4).
-* SDE ``dx = f(t, x) dt + g(t) dW`` (additive noise, as for the interpolant SDEs:
-  ``f = b + eps s``, ``g = sqrt(2 eps)``): ``field = SDE(f, g)`` and ``state`` is the
-  :class:`~lazysi.numeric.sampling.brownian.BrownianPath` that drives the step (read-only, so the step is
-  pure). ``em`` (Euler-Maruyama) has strong order 1 for additive noise (1/2 in general);
-  ``heun_sde`` (stochastic Heun, drift averaged, same increment) has strong order 1 for additive
-  noise and weak order 2.
+* ``"ode"``: :class:`ODE` ``dx/dt = v(t, x)``. Explicit Runge-Kutta methods are Butcher tables
+  served by one stepper (``euler`` order 1, ``midpoint`` and ``heun`` order 2, ``rk4`` order 4);
+  ``ab2`` is the variable-step Adams-Bashforth 2 (one evaluation per step, Euler first step).
+* ``"sde"``: :class:`SDE` ``dx = f(t, x) dt + g(t) dW`` (additive noise, as for the interpolant
+  SDEs: ``f = b + eps s``, ``g = sqrt(2 eps)``); ``state`` is the
+  :class:`~lazysi.numeric.sampling.brownian.BrownianPath` that drives the step (read-only, so the
+  step is pure). ``em`` (Euler-Maruyama) has strong order 1 for additive noise; ``heun_sde``
+  (stochastic Heun) strong order 1 and weak order 2.
+* ``"frame"``: a :class:`~lazysi.numeric.sampling.frame.GaussianTerm` (the model's ODE as the exact
+  flow of a Gaussian approximation plus a residual). Exponential integrators: ``exp-euler``
+  (residual frozen, order 1), ``exp-ab2`` (residual linear through the last two evaluations,
+  order 2), ``exp-pc`` (``exp-ab2`` predictor, then the evaluation at the predicted end, which the
+  next step reuses, drives a corrector with the residual quadratic through three points: UniPC's
+  idea in the Gaussian frame, one evaluation per step). ``state`` carries the latest evaluation
+  and the previous residual.
 
-:func:`integrate` is the loop; it raises :class:`NonFiniteError` naming the step index and times
-when a non-finite value appears, keeping the states computed so far.
+A :class:`Solver` may replace the step on the first or the last step of a run (``first``,
+``final``; ``low_final`` below ``low_final_below`` steps): EDM's Heun ends with an Euler step,
+Euler-Maruyama from a standard base starts with a probability-flow step (eps* is infinite there,
+C3), the predictor-corrector ends without a corrector (no evaluation at the end time) and may end
+on the data prediction. These are options of the solver, recorded in the sampler registry.
+
+:func:`integrate` raises :class:`NonFiniteError` naming the step index and times when a
+non-finite value appears, keeping the states computed so far.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -30,6 +45,7 @@ __all__ = [
     "SDE",
     "NonFiniteError",
     "Solver",
+    "FrameState",
     "SOLVERS",
     "get_solver",
     "integrate",
@@ -38,6 +54,7 @@ __all__ = [
 ]
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Step = Callable[..., tuple[torch.Tensor, object]]
 
 
 @dataclass(frozen=True)
@@ -49,10 +66,12 @@ class ODE:
 
 @dataclass(frozen=True)
 class SDE:
-    """``dx = drift(t, x) dt + sigma(t) dW`` (additive noise); ``sigma(t)`` is a 0-d tensor."""
+    """``dx = drift(t, x) dt + sigma(t) dW`` (additive noise); ``sigma(t)`` is a 0-d tensor.
+    ``velocity``: the probability-flow velocity (eps = 0), for solvers that start with an ODE step."""
 
     drift: Field
     sigma: Callable[[torch.Tensor], torch.Tensor]
+    velocity: Field | None = None
 
 
 class NonFiniteError(FloatingPointError):
@@ -66,15 +85,38 @@ class NonFiniteError(FloatingPointError):
 
 @dataclass(frozen=True)
 class Solver:
-    """A named step function with its declared order (strong order for SDE solvers)."""
+    """A named step function with its declared order (strong order for SDE solvers).
+
+    ``kind``: the field it steps (``"ode"``, ``"sde"``, ``"frame"``). ``first``/``final``: steps
+    used instead of ``step`` on the first/last step (the last wins for a one-step run);
+    ``low_final`` replaces the last step when the run has fewer than ``low_final_below`` steps.
+    ``evals(n)``: model evaluations of an ``n``-step run."""
 
     name: str
-    kind: str  # "ode" or "sde"
+    kind: str
     order: float
-    step: Callable
+    step: Step
+    evals: Callable[[int], int]
+    first: Step | None = None
+    final: Step | None = None
+    low_final: Step | None = None
+    low_final_below: int = 0
+
+    def pick(self, k: int, n: int) -> Step:
+        """The step function for step ``k`` of an ``n``-step run."""
+        if k == n - 1:
+            if self.low_final is not None and n < self.low_final_below:
+                return self.low_final
+            if self.final is not None:
+                return self.final
+        if k == 0 and self.first is not None:
+            return self.first
+        return self.step
 
 
-def _rk_step(a: tuple[tuple[float, ...], ...], b: tuple[float, ...], c: tuple[float, ...]):
+# ----------------------------------------------------------------------------- ODE steps
+
+def _rk_step(a: tuple[tuple[float, ...], ...], b: tuple[float, ...], c: tuple[float, ...]) -> Step:
     """One explicit Runge-Kutta stepper from a Butcher table (torchdiffeq's habit)."""
 
     def step(field: ODE, t0: torch.Tensor, t1: torch.Tensor, x: torch.Tensor, state=None):
@@ -101,6 +143,20 @@ _heun = _rk_step(((), (1.0,)), (0.5, 0.5), (0.0, 1.0))
 _rk4 = _rk_step(((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 1 / 3, 1 / 3, 1 / 6), (0.0, 0.5, 0.5, 1.0))
 
 
+def _ab2(field: ODE, t0: torch.Tensor, t1: torch.Tensor, x: torch.Tensor, state):
+    """Variable-step Adams-Bashforth 2: ``x + h [(1 + r/2) f_n - (r/2) f_{n-1}]``, ``r = h / h_prev``;
+    the first step (no history, ``state = None``) is Euler. ``state = (h_prev, f_prev)``."""
+    h = t1 - t0
+    f = field.velocity(t0, x)
+    if state is None:
+        return x + h * f, (h, f)
+    h_prev, f_prev = state
+    r = h / h_prev
+    return x + h * ((1 + 0.5 * r) * f - (0.5 * r) * f_prev), (h, f)
+
+
+# ----------------------------------------------------------------------------- SDE steps
+
 def _em(field: SDE, t0: torch.Tensor, t1: torch.Tensor, x: torch.Tensor, state: BrownianPath):
     """Euler-Maruyama: ``x + f(t0, x) h + g(t0) dW``."""
     dw = state.increment(float(t0), float(t1)).to(x.dtype)
@@ -118,15 +174,91 @@ def _heun_sde(field: SDE, t0: torch.Tensor, t1: torch.Tensor, x: torch.Tensor, s
     return x + 0.5 * h * (f0 + f1) + 0.5 * (g0 + g1) * dw, state
 
 
+def _ode_euler_on_sde(field: SDE, t0: torch.Tensor, t1: torch.Tensor, x: torch.Tensor, state: BrownianPath):
+    """A probability-flow Euler step of an SDE's ODE (where the diffusion is infinite, C3)."""
+    if field.velocity is None:
+        raise ValueError("this solver starts with a probability-flow step: the SDE needs its velocity")
+    return _euler(ODE(field.velocity), t0, t1, x, None)[0], state
+
+
+# ----------------------------------------------------------------------------- frame steps
+
+class FrameState(NamedTuple):
+    """State of the exponential integrators: the latest evaluation (None: evaluate at the step's
+    start) and the previous ``(t, r)``."""
+
+    current: object | None
+    prev: tuple[float, torch.Tensor] | None
+
+
+def _frame_start(term, t0: torch.Tensor, x: torch.Tensor, state: FrameState | None):
+    if state is None or state.current is None:
+        return term.evaluate(t0, x), (state.prev if state is not None else None)
+    return state.current, state.prev
+
+
+def _back_difference(ev, t0: torch.Tensor, prev) -> torch.Tensor | None:
+    return (ev.r - prev[1]) / (float(t0) - prev[0]) if prev is not None else None
+
+
+def _exp_euler(term, t0, t1, x, state):
+    """Exponential Euler: the residual frozen at the step's start."""
+    ev, _ = _frame_start(term, t0, x, state)
+    return term.propagate(x, t0, t1, ev.r), FrameState(None, (float(t0), ev.r))
+
+
+def _exp_ab2(term, t0, t1, x, state):
+    """Exponential Adams-Bashforth 2: the residual linear through the last two evaluations
+    (exponential Euler on the first step)."""
+    ev, prev = _frame_start(term, t0, x, state)
+    return term.propagate(x, t0, t1, ev.r, _back_difference(ev, t0, prev)), FrameState(None, (float(t0), ev.r))
+
+
+def _exp_pc(term, t0, t1, x, state):
+    """``exp-ab2`` predictor; the evaluation at the predicted end drives a corrector with the residual
+    through ``t_{k-1}, t_k, t_{k+1}`` (Newton form; linear through ``t_k, t_{k+1}`` on the first
+    step). The next step reuses that evaluation: one evaluation per step."""
+    ev, prev = _frame_start(term, t0, x, state)
+    f0, f1 = float(t0), float(t1)
+    d_back = _back_difference(ev, t0, prev)
+    pred = term.propagate(x, t0, t1, ev.r, d_back)
+    ev1 = term.evaluate(t1, pred)
+    d_fwd = (ev1.r - ev.r) / (f1 - f0)
+    if prev is None:
+        x1 = term.propagate(x, t0, t1, ev.r, d_fwd)
+    else:
+        x1 = term.propagate(x, t0, t1, ev.r, d_fwd, (d_fwd - d_back) / (f1 - prev[0]), f0, f1)
+    return x1, FrameState(ev1, (f0, ev.r))
+
+
+def _exp_denoise(term, t0, t1, x, state):
+    """The model's data prediction ``eta_X`` from the latest evaluation's velocity (no integration to
+    ``t1``; what Euler's last step amounts to on the linear schedule)."""
+    ev, prev = _frame_start(term, t0, x, state)
+    return term.data_prediction(t0, x, ev.b), FrameState(ev, prev)
+
+
+def _steps(n: int) -> int:
+    return n
+
+
 SOLVERS: dict[str, Solver] = {
     s.name: s
     for s in (
-        Solver("euler", "ode", 1.0, _euler),
-        Solver("midpoint", "ode", 2.0, _midpoint),
-        Solver("heun", "ode", 2.0, _heun),
-        Solver("rk4", "ode", 4.0, _rk4),
-        Solver("em", "sde", 1.0, _em),
-        Solver("heun_sde", "sde", 1.0, _heun_sde),
+        Solver("euler", "ode", 1.0, _euler, _steps),
+        Solver("midpoint", "ode", 2.0, _midpoint, lambda n: 2 * n),
+        Solver("heun", "ode", 2.0, _heun, lambda n: 2 * n),
+        Solver("heun-edm", "ode", 2.0, _heun, lambda n: 2 * n - 1, final=_euler),
+        Solver("rk4", "ode", 4.0, _rk4, lambda n: 4 * n),
+        Solver("ab2", "ode", 2.0, _ab2, _steps),
+        Solver("em", "sde", 1.0, _em, _steps),
+        Solver("em-ode-start", "sde", 1.0, _em, _steps, first=_ode_euler_on_sde),
+        Solver("heun_sde", "sde", 1.0, _heun_sde, lambda n: 2 * n),
+        Solver("exp-euler", "frame", 1.0, _exp_euler, _steps),
+        Solver("exp-ab2", "frame", 2.0, _exp_ab2, _steps),
+        # below 15 steps the last step is first order, as diffusers' DPM-Solver/UniPC lower_order_final
+        Solver("exp-pc", "frame", 3.0, _exp_pc, _steps, final=_exp_ab2, low_final=_exp_euler, low_final_below=15),
+        Solver("exp-pc-denoise", "frame", 3.0, _exp_pc, _steps, final=_exp_denoise),
     )
 }
 
@@ -140,7 +272,7 @@ def get_solver(name: str) -> Solver:
 def integrate(solver: str | Solver, field, grid: torch.Tensor, x0: torch.Tensor, state=None, *, keep_path: bool = False):
     """Run ``solver`` over ``grid`` (float64, increasing) from ``x0``; returns the final state, or the
     list of states at every grid time with ``keep_path``. SDE solvers need ``state`` (a
-    :class:`BrownianPath` whose grid contains ``grid``)."""
+    :class:`BrownianPath` whose grid contains ``grid``); multistep solvers start from ``None``."""
     solver = get_solver(solver) if isinstance(solver, str) else solver
     grid = check_grid(grid)
     if solver.kind == "ode" and not isinstance(field, ODE):
@@ -152,9 +284,10 @@ def integrate(solver: str | Solver, field, grid: torch.Tensor, x0: torch.Tensor,
             raise TypeError(f"{solver.name} needs a BrownianPath as state")
     x = x0
     states = [x0]
-    for k in range(grid.numel() - 1):
+    n = grid.numel() - 1
+    for k in range(n):
         t0, t1 = grid[k], grid[k + 1]
-        x, state = solver.step(field, t0, t1, x, state)
+        x, state = solver.pick(k, n)(field, t0, t1, x, state)
         if not torch.isfinite(x).all():
             raise NonFiniteError(k, float(t0), float(t1), states)
         if keep_path:
@@ -171,6 +304,8 @@ def provider_ode(provider) -> ODE:
 
 def provider_sde(provider, diffusion) -> SDE:
     """``dX = (b + eps s) dt + sqrt(2 eps) dW`` of a provider and a
-    :class:`~lazysi.numeric.fields.providers.Diffusion`."""
+    :class:`~lazysi.numeric.fields.providers.Diffusion` (with the probability-flow velocity)."""
     sch = provider.schedule
-    return SDE(lambda t, x: provider.drift(t, x, diffusion), lambda t: (2.0 * diffusion.eps(sch, torch.as_tensor(t, dtype=torch.float64))).sqrt())
+    return SDE(lambda t, x: provider.drift(t, x, diffusion),
+               lambda t: (2.0 * diffusion.eps(sch, torch.as_tensor(t, dtype=torch.float64))).sqrt(),
+               lambda t, x: provider.drift(t, x))

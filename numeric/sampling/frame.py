@@ -1,0 +1,146 @@
+"""The covariance-aware frame: the model's drift split into the exact flow of a Gaussian
+approximation and a residual, integrated per eigendirection (a "Gaussian part + residual" term).
+
+Time runs forward, t = 0 base (standard noise) -> t = 1 data, on the model's TRAINING schedule
+``I_t = alpha_t Z + beta_t X``. For a Gaussian approximation ``N(mu, Sigma)``,
+``Sigma = U diag(d) U^T`` (:class:`~lazysi.numeric.fields.approx.GaussianApprox`), the
+probability-flow velocity is affine; with ``y = x - beta_t mu`` and, per eigendirection of
+variance ``d``, ``w = u^T y``::
+
+    dw/dt = k(t, d) w,   phi(t, d) = exp(int k dt) = sqrt(alpha^2 + beta^2 d)
+
+(:mod:`lazysi.symbolic.frame` derives ``k, phi, F = int dt/phi, G = int t dt/phi,
+H = int t^2 dt/phi`` with sympy; :class:`FrameKernels` generates torch code from them). The
+model's velocity is ``b = b_G + r`` with the residual ``r = b - b_G``; variation of constants per
+direction is exact::
+
+    w(t_1) = phi_1/phi_0 w(t_0) + phi_1 int_{t_0}^{t_1} u^T r(tau) / phi(tau) dtau.
+
+:class:`GaussianTerm` evaluates ``r`` (one model call) and propagates a state over a step with
+``r`` replaced by a polynomial ``r_0 + d_1 (tau - t_0) + d_2 (tau - a)(tau - b)``; the
+exponential integrators built on it (Euler, Adams-Bashforth 2, predictor-corrector) are step
+functions in :mod:`lazysi.numeric.sampling.solvers`. States are flattened ``(B, D)``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import sympy as sp
+import torch
+
+from lazysi.symbolic.codegen import compile_module, render_module
+from lazysi.symbolic.fields import D
+from lazysi.symbolic.frame import derive_frame_kernels
+from lazysi.symbolic.schedule import t
+
+from lazysi.numeric.fields.approx import GaussianApprox
+from lazysi.numeric.fields.providers import FieldProvider
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.models.adapters import fields_from_prediction
+
+__all__ = ["FrameKernels", "frame_kernels", "GaussianTerm", "Evaluation"]
+
+
+class FrameKernels:
+    """Generated torch kernels ``phi, k, F, G, H`` of one schedule: ``kernels(name, t, d) -> tensor``
+    (float64, ``t`` and ``d`` broadcast)."""
+
+    def __init__(self, schedule: NumericSchedule):
+        self.schedule = schedule
+        self.exprs = derive_frame_kernels(schedule.schedule)
+        src = render_module(f"covariance-aware lazy kernels, schedule {schedule.schedule.name}", self.exprs, t,
+                            [(D, "d", 1.0)], simplify=False)
+        self._ns = compile_module(src, f"lazysi_covlazy_{schedule.schedule.name}")
+        self.source = src
+
+    def __call__(self, name: str, tv: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        tv = torch.as_tensor(tv, dtype=torch.float64)
+        return self._ns[name](tv + torch.zeros_like(d), d=d)
+
+
+_KERNELS: dict[str, FrameKernels] = {}
+
+
+def frame_kernels(schedule: NumericSchedule) -> FrameKernels:
+    """Cached :class:`FrameKernels` (derivation + codegen take seconds once per process)."""
+    key = sp.srepr(schedule.schedule.bound.alpha) + "|" + sp.srepr(schedule.schedule.bound.beta)
+    if key not in _KERNELS:
+        _KERNELS[key] = FrameKernels(schedule)
+    return _KERNELS[key]
+
+
+class Evaluation(NamedTuple):
+    """One model evaluation in the frame: the residual ``r`` and the velocity ``b`` at ``(t, x)``."""
+
+    r: torch.Tensor
+    b: torch.Tensor
+
+
+class GaussianTerm:
+    """The model's probability-flow ODE as "Gaussian part + residual" on ``provider``'s schedule.
+
+    ``shape``: one sample's shape (the provider sees ``(B, *shape)``; the term works on ``(B, D)``).
+    ``approx`` is cast to the state's ``dtype`` and moved to ``device``; kernels run in float64.
+    """
+
+    def __init__(self, provider: FieldProvider, approx: GaussianApprox, shape: tuple[int, ...], dtype: torch.dtype,
+                 device: str | torch.device):
+        self.provider = provider
+        self.schedule = provider.schedule
+        self.kernels = frame_kernels(self.schedule)
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.mu = approx.mean.to(device=self.device, dtype=dtype)
+        self.dv = approx.variances.to(device=self.device, dtype=torch.float64)
+        self.drest = torch.tensor([approx.rest], dtype=torch.float64, device=self.device)
+        self.approx = approx.to(dtype=dtype, device=self.device)
+
+    def _coef(self, name: str, tv, which: torch.Tensor) -> torch.Tensor:
+        return self.kernels(name, tv, which).to(device=self.device)
+
+    def gaussian_velocity(self, tv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The Gaussian approximation's exact velocity at ``(tv, x)`` (affine in ``x``)."""
+        sch, dtype, ap = self.schedule, self.dtype, self.approx
+        y = x - sch.beta(tv).to(dtype) * self.mu
+        w, perp = ap.split(y)
+        w = w * self._coef("k", tv, self.dv).to(dtype)
+        if perp is not None:
+            perp = perp * self._coef("k", tv, self.drest).to(dtype)
+        return sch.beta_dot(tv).to(dtype) * self.mu + ap.join(w, perp)
+
+    def evaluate(self, tv: torch.Tensor, x: torch.Tensor) -> Evaluation:
+        """One model evaluation: the velocity ``b`` and the residual ``b - b_G`` at ``(tv, x)``."""
+        b = self.provider.drift(tv, x.reshape(x.shape[0], *self.shape)).reshape(x.shape[0], -1)
+        return Evaluation(b - self.gaussian_velocity(tv, x), b)
+
+    def propagate(self, x: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, r0: torch.Tensor,
+                  d1: torch.Tensor | None = None, d2: torch.Tensor | None = None, a: float = 0.0,
+                  b: float = 0.0) -> torch.Tensor:
+        """Exact Gaussian flow over ``[t0, t1]`` plus ``phi_1 int r/phi`` for the residual polynomial
+        ``r0 + d1 (tau - t0) + d2 (tau - a)(tau - b)`` (terms with ``None`` omitted)."""
+        sch, dtype, ap = self.schedule, self.dtype, self.approx
+        parts_y = ap.split(x - sch.beta(t0).to(dtype) * self.mu)
+        parts = [ap.split(r0)] + [ap.split(v) if v is not None else (None, None) for v in (d1, d2)]
+        out = []
+        for j, var in enumerate((self.dv, self.drest)):
+            yj = parts_y[j]
+            if yj is None:
+                out.append(None)
+                continue
+            p0, p1 = self._coef("phi", t0, var), self._coef("phi", t1, var)
+            f_inc = self._coef("F", t1, var) - self._coef("F", t0, var)
+            yn = (p1 / p0).to(dtype) * yj + (p1 * f_inc).to(dtype) * parts[0][j]
+            if parts[1][j] is not None or parts[2][j] is not None:
+                g_inc = self._coef("G", t1, var) - self._coef("G", t0, var)
+                if parts[1][j] is not None:
+                    yn = yn + (p1 * (g_inc - t0 * f_inc)).to(dtype) * parts[1][j]
+                if parts[2][j] is not None:
+                    h_inc = self._coef("H", t1, var) - self._coef("H", t0, var)
+                    yn = yn + (p1 * (h_inc - (a + b) * g_inc + a * b * f_inc)).to(dtype) * parts[2][j]
+            out.append(yn)
+        return ap.join(out[0], out[1]) + sch.beta(t1).to(dtype) * self.mu
+
+    def data_prediction(self, tv: torch.Tensor, x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``eta_X`` recovered from a velocity ``b`` at ``(tv, x)`` (the velocity adapter's inversion)."""
+        return fields_from_prediction("velocity", self.schedule, tv, x, b)[0]

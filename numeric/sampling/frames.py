@@ -1,0 +1,168 @@
+"""Sampling frames: in which schedule a sampler integrates, where it starts, how its end state
+becomes a sample, and which time grids it knows.
+
+Time runs forward, t = 0 base -> t = 1 data. A model is a
+:class:`~lazysi.numeric.fields.providers.FieldProvider` on its training schedule A. A frame turns
+it into the provider the solver integrates:
+
+* ``train``: the training schedule itself; start at ``Z``.
+* ``lazy-vp``: the lazy VP schedule ``vp(sigma)`` (``alpha = cos(pi s/2)``,
+  ``beta = sin(pi s/2)/sigma``) through the conversion C4, ``eta_B(s, x) = eta_A(tau(s), x/c_s)``,
+  on CENTRED data ``X - mu`` (:class:`CentredProvider`, C14); start at ``Z``, sample
+  ``sigma x_1 + mu``.
+* ``lazy-pm``: the point-mass schedule ``point-mass(sigma)`` (``beta = s``,
+  ``alpha = sigma sqrt(s (1 - s))``), centred; start at the point 0, sample ``x_1 + mu``.
+* ``gaussian``: the training schedule with a Gaussian approximation of the data (the
+  covariance-aware exponential integrators); start at ``Z``; its own grid ``vp`` is ``tau(s_k)`` of
+  a uniform grid in the time ``s`` of ``vp(sigma)``.
+
+Grids (:mod:`lazysi.numeric.sampling.grids`): ``uniform``, ``lambda``, ``edm``, ``shifted`` in the
+frame's own time, ``vp`` for the ``gaussian`` frame, or ``steps + 1`` explicit times.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from lazysi.symbolic.families import family
+
+from lazysi.numeric.fields.approx import GaussianApprox
+from lazysi.numeric.fields.convert import ConvertedProvider, NumericConversion
+from lazysi.numeric.fields.providers import FieldProvider, broadcast_time
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.sampling import grids
+from lazysi.numeric.sampling.seeding import per_sample_normal
+
+__all__ = ["SamplingSetup", "Frame", "FRAMES", "CentredProvider", "lazy_provider", "conversion_to"]
+
+
+@dataclass(frozen=True)
+class SamplingSetup:
+    """The model-dependent settings a frame needs: the lazy data scale ``sigma``, the centring mean
+    ``mu`` (event shape or scalar), the Gaussian approximation (``gaussian`` frame), the shift of
+    the ``shifted`` grid and ``nu`` (SDE samplers: ``eps = nu eps*``)."""
+
+    sigma: float = 1.0
+    mu: torch.Tensor | float = 0.0
+    approx: GaussianApprox | None = None
+    shift: float = 3.0
+    nu: float = 1.0
+
+    def __post_init__(self):
+        if not (self.sigma > 0 and math.isfinite(self.sigma)):
+            raise ValueError(f"sigma must be positive and finite, got {self.sigma}")
+        if not (self.nu >= 0 and math.isfinite(self.nu)):
+            raise ValueError(f"nu must be >= 0 and finite, got {self.nu}")
+
+    @property
+    def mu_tensor(self) -> torch.Tensor:
+        return torch.as_tensor(self.mu, dtype=torch.float64)
+
+
+class CentredProvider(FieldProvider):
+    """Fields of the centred data ``X - mu`` under the same schedule (C14):
+    ``eta_{X-mu}(t, x') = eta_X(t, x' + beta_t mu) - mu``, ``eta_Z(t, x') = eta_Z(t, x' + beta_t mu)``
+    (``x' = x - beta_t mu``). ``mu`` has the event shape (or is a scalar)."""
+
+    def __init__(self, source: FieldProvider, mu: torch.Tensor):
+        self.source = source
+        self.schedule = source.schedule
+        self.mu = torch.as_tensor(mu, dtype=torch.float64)
+
+    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu = self.mu.to(dtype=x.dtype, device=x.device)
+        beta = self.schedule.beta(broadcast_time(t, x))
+        eta_x, eta_z = self.source.fields(t, x + beta * mu)
+        return eta_x - mu, eta_z
+
+
+_CONVERSIONS: dict[tuple[str, str, float], tuple[NumericSchedule, NumericConversion]] = {}
+
+
+def conversion_to(schedule: NumericSchedule, target: str, sigma: float) -> tuple[NumericSchedule, NumericConversion]:
+    """The lazy target ``target(sigma)`` (a family name: ``vp``, ``point-mass``) and the conversion
+    from ``schedule`` to it; built once per process (symbolic work: seconds)."""
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"sigma must be positive and finite, got {sigma}")
+    key = (repr(schedule.schedule), target, float(sigma))
+    if key not in _CONVERSIONS:
+        tgt = NumericSchedule(family(target, sigma=sigma))
+        _CONVERSIONS[key] = (tgt, NumericConversion(schedule, tgt.schedule))
+    return _CONVERSIONS[key]
+
+
+def lazy_provider(provider: FieldProvider, target: str, sigma: float, mu: torch.Tensor | float) -> ConvertedProvider:
+    """The model as a provider on the lazy schedule ``target(sigma)`` (``vp`` or ``point-mass``) for
+    the centred data ``X - mu``."""
+    tgt, conversion = conversion_to(provider.schedule, target, sigma)
+    return ConvertedProvider(CentredProvider(provider, torch.as_tensor(mu, dtype=torch.float64)), tgt, conversion)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """``target``: the lazy family the model is converted to (None: its training schedule);
+    ``start``: ``noise`` (``Z``) or ``point`` (0); ``scale``: the sample is ``sigma x_1 + mu``
+    (else ``x_1 + mu`` when ``target`` is set); ``gaussian``: the solvers need the Gaussian
+    approximation; ``extra_grids``: grids beyond :data:`~lazysi.numeric.sampling.grids.GRIDS`."""
+
+    name: str
+    target: str | None = None
+    start: str = "noise"
+    scale: bool = False
+    gaussian: bool = False
+    extra_grids: tuple[str, ...] = field(default=())
+    description: str = ""
+
+    @property
+    def grids(self) -> tuple[str, ...]:
+        return (*self.extra_grids, *grids.GRIDS)
+
+    def provider(self, model: FieldProvider, setup: SamplingSetup) -> FieldProvider:
+        """The provider the solver integrates."""
+        if self.target is None:
+            return model
+        return lazy_provider(model, self.target, setup.sigma, setup.mu_tensor)
+
+    def initial(self, seed: int, indices: Sequence[int], shape: Sequence[int], dtype: torch.dtype,
+                device: str | torch.device) -> torch.Tensor:
+        """The start state: row j depends only on ``(seed, indices[j])``."""
+        if self.start == "point":
+            return torch.zeros((len(indices), *shape), dtype=dtype, device=device)
+        return per_sample_normal(seed, indices, shape, dtype=dtype, device=device)
+
+    def finish(self, x: torch.Tensor, setup: SamplingSetup) -> torch.Tensor:
+        """The sample (data space) from the end state."""
+        if self.target is None:
+            return x
+        mu = setup.mu_tensor.to(dtype=x.dtype, device=x.device)
+        return (setup.sigma * x + mu) if self.scale else (x + mu)
+
+    def grid(self, kind: str | Sequence[float] | torch.Tensor, schedule: NumericSchedule, steps: int,
+             setup: SamplingSetup) -> torch.Tensor:
+        """``steps + 1`` float64 times in the frame's time: a grid name or explicit times."""
+        if not isinstance(kind, str):
+            return grids.explicit_grid(kind, steps)
+        if kind not in self.grids:
+            raise ValueError(f"unknown grid {kind!r} for the {self.name} frame; known: {', '.join(self.grids)}")
+        if kind == "vp":
+            _, conversion = conversion_to(schedule, "vp", setup.sigma)
+            g = conversion.tau(grids.uniform(steps)).to(torch.float64)
+            g[0], g[-1] = 0.0, 1.0
+            return grids.check_grid(g)
+        return grids.named_grid(kind, schedule, steps, setup.shift)
+
+
+FRAMES: dict[str, Frame] = {
+    f.name: f
+    for f in (
+        Frame("train", description="the model's training schedule"),
+        Frame("lazy-vp", target="vp", scale=True, description="lazy VP schedule vp(sigma), centred, output sigma x + mu"),
+        Frame("lazy-pm", target="point-mass", start="point",
+              description="point-mass schedule point-mass(sigma), centred, start at 0, output x + mu"),
+        Frame("gaussian", gaussian=True, extra_grids=("vp",),
+              description="training schedule, Gaussian approximation's flow exact per eigendirection"),
+    )
+}

@@ -1,0 +1,169 @@
+"""The one generate path: (sampler spec, model, steps, grid, indices, seed) -> samples and NFE.
+
+Used by ``lazysi sample`` (plain and sharded), ``lazysi bench``, the benchmark scripts and Python
+users (``lazysi.sample``). Time runs forward, t = 0 base -> t = 1 data, on float64 grids.
+
+Guarantees, tested for every registered sampler: sample ``i`` depends only on ``(seed, i)``, the
+options and the intra-op thread count — never on which other indices share its batch (every model
+call sees at least :data:`MIN_ROWS` rows, :class:`MinRowsProvider`), so results are bit-identical
+for any batch size, shard size and world size at equal ``threads``. ``threads`` fixes torch's
+intra-op thread count for the call (None: leave it; torchrun starts ranks with one thread, a plain
+process with all cores, and e.g. the embedded U-Net's convolutions round differently at different
+thread counts, so pass the same ``threads`` to compare runs bit for bit). The returned NFE is
+counted, not declared (:class:`CountingProvider`).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+
+from lazysi.numeric.fields.providers import FieldProvider
+from lazysi.numeric.sampling.frames import SamplingSetup
+from lazysi.numeric.sampling.methods import Noise
+from lazysi.numeric.sampling.registry import SamplerSpec, resolve
+
+__all__ = ["MIN_ROWS", "CountingProvider", "MinRowsProvider", "intra_op_threads", "generate", "sample", "sample_batched"]
+
+MIN_ROWS = 8
+
+
+class MinRowsProvider(FieldProvider):
+    """Evaluates ``source`` on at least ``min_rows`` rows, padding with zero rows that are dropped.
+
+    Batched kernels (convolutions, matrix products) may switch algorithms, and so round differently,
+    for very small batches (measured on CPU: batches of 1-4 for the U-Net, 1 for the mixture); with
+    padding a sample's value does not depend on how many samples share its batch. Rows are
+    independent, so the padding never changes the other rows' values beyond that rounding."""
+
+    def __init__(self, source: FieldProvider, min_rows: int = MIN_ROWS):
+        self.source = source
+        self.schedule = source.schedule
+        self.min_rows = min_rows
+
+    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = x.shape[0]
+        if n >= self.min_rows:
+            return self.source.fields(t, x)
+        pad = self.min_rows - n
+        xp = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))])
+        tt = torch.as_tensor(t)
+        if tt.ndim == 1 and tt.shape[0] == n and n > 1:
+            tt = torch.cat([tt, tt[-1:].expand(pad)])
+        eta_x, eta_z = self.source.fields(tt if tt.ndim == 1 and tt.shape[0] == self.min_rows else t, xp)
+        return eta_x[:n], eta_z[:n]
+
+
+class CountingProvider(FieldProvider):
+    """Counts ``fields`` calls (network evaluations) of ``source``."""
+
+    def __init__(self, source: FieldProvider):
+        self.source = source
+        self.schedule = source.schedule
+        self.calls = 0
+
+    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls += 1
+        return self.source.fields(t, x)
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[int]:
+    """Run the block with torch's intra-op thread count set to ``threads`` (None: unchanged);
+    yields the count in effect and restores the previous one."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"threads must be a positive int, got {threads!r}")
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def generate(
+    sampler: str | SamplerSpec,
+    provider: FieldProvider,
+    steps: int,
+    indices: Sequence[int],
+    seed: int,
+    shape: Sequence[int],
+    *,
+    setup: SamplingSetup | None = None,
+    grid: str | Sequence[float] | torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+    min_rows: int = MIN_ROWS,
+    threads: int | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Samples for the explicit ``indices`` (one row each, data space, shape ``(len(indices), *shape)``)
+    and the number of model evaluations used per sample (counted).
+
+    ``provider``: the model on its training schedule; ``setup``: its lazy data scale, centring mean,
+    Gaussian approximation (:meth:`lazysi.numeric.models.model.Model.setup` builds it); ``grid``:
+    a grid name of the sampler's frame, ``steps + 1`` explicit times, or None for the sampler's
+    default. ``min_rows`` pads every model call to at least that many rows (see
+    :class:`MinRowsProvider`); pass 1 for a network whose conditioning is tied to the batch.
+    """
+    spec = resolve(sampler)
+    n = spec.run_steps(steps)
+    setup = setup if setup is not None else SamplingSetup()
+    if spec.frame.gaussian and setup.approx is None:
+        raise ValueError(f"{spec.name} integrates in the Gaussian frame: pass a setup with a Gaussian approximation")
+    if spec.fixed_grid and grid is not None and grid != spec.grid:
+        raise ValueError(f"{spec.name} always runs on its {spec.grid} grid")
+    if spec.grid is None and grid is not None:
+        raise ValueError(f"{spec.name} runs on its own grid; no grid can be given")
+    idx = tuple(int(i) for i in indices)
+    shape = tuple(int(s) for s in shape)
+    with intra_op_threads(threads):
+        counter = CountingProvider(MinRowsProvider(provider, min_rows) if min_rows > 1 else provider)
+        field = spec.frame.provider(counter, setup)
+        kind = spec.grid if grid is None else grid
+        tgrid = None if kind is None else spec.frame.grid(kind, field.schedule, n, setup)
+        x0 = spec.frame.initial(seed, idx, shape, dtype, device)
+        x1 = spec.method.solve(field, n, tgrid, x0, Noise(seed, idx, shape), setup)
+        return spec.frame.finish(x1, setup), counter.calls
+
+
+def sample_batched(generate_fn: Callable[[list[int]], tuple[torch.Tensor, int]], n: int, batch: int,
+                   progress: Callable[[int], None] | None = None, start: int = 0) -> tuple[torch.Tensor, int]:
+    """``generate_fn(indices) -> (samples, NFE)`` over ``start .. n-1`` in batches of ``batch``; returns
+    the samples (float32, CPU) and the NFE per sample; ``progress(k)`` after each batch of k samples.
+    With per-sample seeding inside ``generate_fn`` the result does not depend on ``batch``."""
+    if n < 1 or batch < 1:
+        raise ValueError(f"n and batch must be >= 1, got n={n}, batch={batch}")
+    chunks, nfe = [], 0
+    for lo in range(start, n, batch):
+        idx = list(range(lo, min(lo + batch, n)))
+        x, nfe = generate_fn(idx)
+        chunks.append(x.detach().to("cpu", torch.float32))
+        if progress is not None:
+            progress(len(idx))
+    return torch.cat(chunks), nfe
+
+
+def sample(
+    sampler: str | SamplerSpec,
+    provider: FieldProvider,
+    steps: int,
+    n: int,
+    seed: int,
+    shape: Sequence[int],
+    *,
+    batch: int = 64,
+    setup: SamplingSetup | None = None,
+    grid: str | Sequence[float] | torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Samples ``0 .. n-1`` in batches of ``batch`` (float32, CPU, data space) and the NFE per sample;
+    equal to :func:`generate` on ``range(n)``, bit for bit, whatever ``batch`` is."""
+    return sample_batched(
+        lambda idx: generate(sampler, provider, steps, idx, seed, shape, setup=setup, grid=grid, dtype=dtype,
+                             device=device, threads=threads),
+        n, batch, progress)

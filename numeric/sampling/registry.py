@@ -1,0 +1,149 @@
+"""The sampler registry: one table of every sampler, ours and the peers.
+
+Each :class:`SamplerSpec` states the sampler's frame (:mod:`~lazysi.numeric.sampling.frames`), its
+method (a step solver of :mod:`~lazysi.numeric.sampling.solvers` or a peer of
+:mod:`~lazysi.numeric.sampling.peers`), its kind (ODE or SDE), its evaluations as a function of
+the steps, its default grid and the optional package it needs. Every consumer (``lazysi sample``,
+``lazysi bench``, the sharded path, the benchmark scripts, the docs' sampler table) reads this table;
+no code outside it branches on a sampler's name. A name ``NAME@GRID`` (e.g.
+``lazy-cov-pcd@uniform``) is the sampler ``NAME`` on another of its frame's grids
+(:func:`resolve`).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from lazysi.numeric.sampling.frames import FRAMES, Frame
+from lazysi.numeric.sampling.methods import Method, StepMethod
+from lazysi.numeric.sampling.peers import PEERS
+
+__all__ = ["SamplerSpec", "SAMPLERS", "REFERENCE_STEPS", "register", "resolve", "sampler_table"]
+
+#: the ``reference`` sampler runs RK4 with at least this many uniform steps
+REFERENCE_STEPS = 256
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One sampler. ``grid``: the default grid (None: the method's own grid); ``min_steps``: the run
+    uses ``max(steps, min_steps)`` steps (the reference); ``fixed_grid``: no other grid accepted;
+    ``origin``: ``paper`` (the lazy samplers of the paper), ``lazysi`` (ours beyond it),
+    ``baseline`` or ``peer``."""
+
+    name: str
+    frame: Frame
+    method: Method
+    grid: str | None
+    description: str
+    origin: str
+    min_steps: int = 1
+    fixed_grid: bool = False
+
+    @property
+    def kind(self) -> str:
+        """``"ode"`` or ``"sde"``."""
+        return self.method.kind
+
+    @property
+    def package(self) -> str | None:
+        """The optional package this sampler needs (None: the plain install suffices)."""
+        return getattr(self.method, "package", None)
+
+    @property
+    def extra(self) -> str | None:
+        return getattr(self.method, "extra", None) if self.package else None
+
+    @property
+    def grids(self) -> tuple[str, ...]:
+        """The grid names this sampler accepts (empty: its method's own grid only)."""
+        if self.grid is None:
+            return ()
+        return (self.grid,) if self.fixed_grid else self.frame.grids
+
+    def run_steps(self, steps: int) -> int:
+        """The number of steps actually run for ``steps`` requested."""
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        return max(steps, self.min_steps)
+
+    def nfe(self, steps: int) -> int:
+        """Model evaluations per sample for ``steps`` requested."""
+        return self.method.evals(self.run_steps(steps))
+
+    def steps_for(self, nfe: int) -> int | None:
+        """The step count whose NFE is exactly ``nfe`` (None if there is none)."""
+        for steps in range(1, nfe + 1):
+            if self.nfe(steps) == nfe:
+                return steps
+        return None
+
+
+SAMPLERS: dict[str, SamplerSpec] = {}
+
+
+def register(spec: SamplerSpec) -> SamplerSpec:
+    """Add a sampler to the registry (names are unique)."""
+    if spec.name in SAMPLERS or "@" in spec.name:
+        raise ValueError(f"sampler name {spec.name!r} is taken or contains '@'")
+    SAMPLERS[spec.name] = spec
+    return spec
+
+
+def resolve(name: str | SamplerSpec) -> SamplerSpec:
+    """A spec from a registered name or ``NAME@GRID``; unknown names, grids the sampler does not
+    know, and a grid on a sampler with its own grid raise ``ValueError``."""
+    if isinstance(name, SamplerSpec):
+        return name
+    base, at, grid = name.partition("@")
+    if base not in SAMPLERS:
+        raise ValueError(f"unknown sampler {base!r}; known: {', '.join(SAMPLERS)}")
+    spec = SAMPLERS[base]
+    if not at:
+        return spec
+    if not grid:
+        raise ValueError(f"sampler {name!r}: empty grid after '@'")
+    if not spec.grids:
+        raise ValueError(f"sampler {name!r}: {base} runs on its own grid; '@{grid}' is for samplers with a grid")
+    if grid not in spec.grids:
+        raise ValueError(f"sampler {name!r}: unknown grid {grid!r} for {base}; known: {', '.join(spec.grids)}")
+    return replace(spec, name=name, grid=grid)
+
+
+def sampler_table(specs: Mapping[str, SamplerSpec] | None = None) -> str:
+    """The Markdown table of the registry (docs/samplers.md is this text; a test checks it)."""
+    rows = ["| sampler | kind | frame | method | NFE (n steps) | default grid | needs | origin | what it does |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for spec in (specs or SAMPLERS).values():
+        nfe = ", ".join(f"{spec.nfe(n)}" for n in (1, 2, 4, 8))
+        extra = f"`lazysi[{spec.extra}]` ({spec.package})" if spec.package else "-"
+        rows.append(f"| `{spec.name}` | {spec.kind.upper()} | {spec.frame.name} | {spec.method.name} | {nfe} (n = 1, 2, 4, 8) "
+                    f"| {spec.grid or 'own'} | {extra} | {spec.origin} | {spec.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def _m(name: str) -> StepMethod:
+    return StepMethod.of(name)
+
+
+_T, _VP, _PM, _G = FRAMES["train"], FRAMES["lazy-vp"], FRAMES["lazy-pm"], FRAMES["gaussian"]
+for _spec in (
+    SamplerSpec("lazy-ode", _VP, _m("euler"), "uniform", "Euler on the lazy VP ODE (centred, scale sigma)", "paper"),
+    SamplerSpec("lazy-heun", _VP, _m("heun-edm"), "uniform", "Heun (EDM: Euler last step) on the lazy VP ODE (centred, scale sigma)", "lazysi"),
+    SamplerSpec("lazy-ab2", _VP, _m("ab2"), "uniform", "Adams-Bashforth 2 (variable step) on the lazy VP ODE", "lazysi"),
+    SamplerSpec("lazy-sde", _PM, _m("em"), "uniform", "Euler-Maruyama on the point-mass eps*-SDE (start at the point)", "paper"),
+    SamplerSpec("lazy-cov", _G, _m("exp-euler"), "vp", "exponential Euler in the eigenbasis of a Gaussian approximation (exact Gaussian flow)", "lazysi"),
+    SamplerSpec("lazy-cov2", _G, _m("exp-ab2"), "vp", "2-step exponential Adams-Bashforth in the eigenbasis of a Gaussian approximation", "lazysi"),
+    SamplerSpec("lazy-cov-pc", _G, _m("exp-pc"), "vp", "exponential AB2 predictor + 3-point exponential corrector (UniPC-style, same NFE) "
+                "in the eigenbasis of a Gaussian approximation; first-order last step below 15 steps", "lazysi"),
+    SamplerSpec("lazy-cov-pcd", _G, _m("exp-pc-denoise"), "vp", "lazy-cov-pc whose last step returns the data prediction eta_X (denoised, no extra NFE)", "lazysi"),
+    SamplerSpec("euler", _T, _m("euler"), "uniform", "Euler on the training schedule's ODE", "baseline"),
+    SamplerSpec("heun", _T, _m("heun-edm"), "uniform", "Heun (EDM: Euler last step) on the training schedule's ODE", "baseline"),
+    SamplerSpec("midpoint", _T, _m("midpoint"), "uniform", "midpoint on the training schedule's ODE", "baseline"),
+    SamplerSpec("rk4", _T, _m("rk4"), "uniform", "RK4 on the training schedule's ODE", "baseline"),
+    SamplerSpec("em", _T, _m("em-ode-start"), "uniform", "Euler-Maruyama with eps* on the training schedule (first step on the ODE: eps* is infinite at t = 0)", "baseline"),
+    SamplerSpec("reference", _T, _m("rk4"), "uniform", f"RK4, max(steps, {REFERENCE_STEPS}) uniform steps", "baseline",
+                min_steps=REFERENCE_STEPS, fixed_grid=True),
+    *(SamplerSpec(p.name, _T, p, None, p.settings, "peer") for p in PEERS.values()),
+):
+    register(_spec)
