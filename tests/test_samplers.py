@@ -73,7 +73,9 @@ def test_exact_gaussian_flow_map():
 
 
 def test_solver_registry_and_type_checks():
-    assert set(SOLVERS) == {"euler", "midpoint", "heun", "rk4", "em", "heun_sde"}
+    assert set(SOLVERS) == {"euler", "midpoint", "heun", "heun-edm", "rk4", "ab2", "em", "em-ode-start", "heun_sde",
+                            "exp-euler", "exp-ab2", "exp-pc", "exp-pc-denoise"}
+    assert {s.kind for s in SOLVERS.values()} == {"ode", "sde", "frame"}
     with pytest.raises(ValueError, match="unknown solver"):
         get_solver("rk45")
     ode = ODE(lambda t, x: x)

@@ -38,7 +38,27 @@ from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.numeric.models.adapters import fields_from_prediction
 
-__all__ = ["FrameKernels", "frame_kernels", "GaussianTerm", "Evaluation"]
+__all__ = ["FrameKernels", "frame_kernels", "GaussianTerm", "Evaluation", "blocked_matmul", "MATMUL_ROWS"]
+
+#: the frame's matrix products run in blocks of exactly this many rows (see :func:`blocked_matmul`)
+MATMUL_ROWS = 8
+
+
+def blocked_matmul(a: torch.Tensor, b: torch.Tensor, rows: int = MATMUL_ROWS) -> torch.Tensor:
+    """``a @ b`` computed in blocks of exactly ``rows`` rows of ``a`` (the last block zero-padded):
+    a matrix product's rounding depends on the number of rows and on a row's place in the tail of
+    the batch, so without blocks a sample's coordinates would depend on the batch it is in."""
+    n = a.shape[0]
+    if n == rows:
+        return a @ b
+    out = []
+    for lo in range(0, n, rows):
+        blk = a[lo:lo + rows]
+        m = blk.shape[0]
+        if m < rows:
+            blk = torch.cat([blk, blk.new_zeros((rows - m, *blk.shape[1:]))])
+        out.append((blk @ b)[:m])
+    return torch.cat(out)
 
 
 class FrameKernels:
@@ -96,18 +116,33 @@ class GaussianTerm:
         self.drest = torch.tensor([approx.rest], dtype=torch.float64, device=self.device)
         self.approx = approx.to(dtype=dtype, device=self.device)
 
+    def split(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``y`` (B, D) -> eigen-coordinates and the complement (``lowrank`` only), batch-invariant."""
+        basis = self.approx.basis
+        if basis is None:
+            return y, None
+        w = blocked_matmul(y, basis)
+        return w, (y - blocked_matmul(w, basis.T)) if self.approx.kind == "lowrank" else None
+
+    def join(self, w: torch.Tensor, perp: torch.Tensor | None) -> torch.Tensor:
+        basis = self.approx.basis
+        if basis is None:
+            return w
+        y = blocked_matmul(w, basis.T)
+        return y + perp if perp is not None else y
+
     def _coef(self, name: str, tv, which: torch.Tensor) -> torch.Tensor:
         return self.kernels(name, tv, which).to(device=self.device)
 
     def gaussian_velocity(self, tv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The Gaussian approximation's exact velocity at ``(tv, x)`` (affine in ``x``)."""
-        sch, dtype, ap = self.schedule, self.dtype, self.approx
+        sch, dtype = self.schedule, self.dtype
         y = x - sch.beta(tv).to(dtype) * self.mu
-        w, perp = ap.split(y)
+        w, perp = self.split(y)
         w = w * self._coef("k", tv, self.dv).to(dtype)
         if perp is not None:
             perp = perp * self._coef("k", tv, self.drest).to(dtype)
-        return sch.beta_dot(tv).to(dtype) * self.mu + ap.join(w, perp)
+        return sch.beta_dot(tv).to(dtype) * self.mu + self.join(w, perp)
 
     def evaluate(self, tv: torch.Tensor, x: torch.Tensor) -> Evaluation:
         """One model evaluation: the velocity ``b`` and the residual ``b - b_G`` at ``(tv, x)``."""
@@ -119,9 +154,9 @@ class GaussianTerm:
                   b: float = 0.0) -> torch.Tensor:
         """Exact Gaussian flow over ``[t0, t1]`` plus ``phi_1 int r/phi`` for the residual polynomial
         ``r0 + d1 (tau - t0) + d2 (tau - a)(tau - b)`` (terms with ``None`` omitted)."""
-        sch, dtype, ap = self.schedule, self.dtype, self.approx
-        parts_y = ap.split(x - sch.beta(t0).to(dtype) * self.mu)
-        parts = [ap.split(r0)] + [ap.split(v) if v is not None else (None, None) for v in (d1, d2)]
+        sch, dtype = self.schedule, self.dtype
+        parts_y = self.split(x - sch.beta(t0).to(dtype) * self.mu)
+        parts = [self.split(r0)] + [self.split(v) if v is not None else (None, None) for v in (d1, d2)]
         out = []
         for j, var in enumerate((self.dv, self.drest)):
             yj = parts_y[j]
@@ -139,7 +174,7 @@ class GaussianTerm:
                     h_inc = self._coef("H", t1, var) - self._coef("H", t0, var)
                     yn = yn + (p1 * (h_inc - (a + b) * g_inc + a * b * f_inc)).to(dtype) * parts[2][j]
             out.append(yn)
-        return ap.join(out[0], out[1]) + sch.beta(t1).to(dtype) * self.mu
+        return self.join(out[0], out[1]) + sch.beta(t1).to(dtype) * self.mu
 
     def data_prediction(self, tv: torch.Tensor, x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``eta_X`` recovered from a velocity ``b`` at ``(tv, x)`` (the velocity adapter's inversion)."""

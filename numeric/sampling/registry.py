@@ -147,3 +147,12 @@ for _spec in (
     *(SamplerSpec(p.name, _T, p, None, p.settings, "peer") for p in PEERS.values()),
 ):
     register(_spec)
+
+
+if __name__ == "__main__":  # python -m lazysi.numeric.sampling.registry > docs/samplers.md
+    print("# Samplers\n\nGenerated from the sampler registry (`lazysi.SAMPLERS`, "
+          "`lazysi/numeric/sampling/registry.py`); a test checks that this table is the registry's.\n"
+          "`NAME@GRID` runs a sampler on another grid of its frame. Origins: `paper` — the paper's lazy samplers; "
+          "`lazysi` — ours beyond the paper (the covariance-aware frame); `baseline` — standard solvers on the "
+          "training schedule; `peer` — other packages' samplers on the same model.\n")
+    print(sampler_table())
