@@ -31,10 +31,11 @@ from lazysi.symbolic.families import family
 from .adapters import ddpm_eps_model, denoiser_model, diffusers_flow_model, velocity_model
 from .gmm import LowRankMixtureProvider, load_mixture
 from .kernels import NumericSchedule
+from .models import CheckpointError, load_checkpoint, read_card
 from .providers import FieldProvider
 from .record import file_sha256
 
-__all__ = ["MODEL_NAMES", "WEIGHTS_DIR", "load_model", "mean_vector", "file_sha256"]
+__all__ = ["MODEL_NAMES", "WEIGHTS_DIR", "load_model", "mean_vector", "file_sha256", "CheckpointError"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MODEL_NAMES = ("mnist", "mnist-gmm", "gaussian", "gaussian-full")
@@ -102,8 +103,8 @@ def _schedule_from_card(card: dict[str, Any], where: Path):
     params = card.get("schedule_params", {})
     try:
         return family(name, **params)
-    except Exception as exc:  # ExpressionError / ScheduleError: name it
-        raise ValueError(f"{where}: bad schedule {name!r} {params}: {exc}") from exc
+    except Exception as exc:  # ExpressionError / ScheduleError / TypeError: name it
+        raise CheckpointError(f"{where}: bad schedule {name!r} {params}: {exc}") from exc
 
 
 def _checkpoint(stem: Path) -> tuple[FieldProvider, dict[str, Any]]:
@@ -112,13 +113,18 @@ def _checkpoint(stem: Path) -> tuple[FieldProvider, dict[str, Any]]:
     for p in (wpath, cpath):
         if not p.is_file():
             raise FileNotFoundError(f"model file missing: {p}")
-    card = json.loads(cpath.read_text())
+    card = read_card(cpath)
     if card.get("class") == "LowRankMixture":
-        mix, card = load_mixture(stem)
+        from safetensors import SafetensorError
+
+        try:
+            mix, card = load_mixture(stem)
+        except SafetensorError as exc:
+            raise CheckpointError(f"{wpath}: not a readable safetensors file ({exc})") from None
+        except (KeyError, IndexError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"{wpath}: not a valid LowRankMixture checkpoint ({type(exc).__name__}: {exc})") from None
         provider: FieldProvider = LowRankMixtureProvider(NumericSchedule(_schedule_from_card(card, cpath)), mix)
     else:
-        from .models import load_checkpoint
-
         model, card = load_checkpoint(stem)
         net = _TorchNet(model)
         kind = card.get("prediction", "velocity")
