@@ -145,9 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(argv)
         try:
-            args = parser.parse_args(argv)
+            args, extra = parser.parse_known_args(argv)
         except SystemExit as exc:  # --help / --version print and exit 0
             return exc.code if isinstance(exc.code, int) else 0
+        if extra:  # reported by the command's parser, whose --help lists what it takes
+            raise _ArgumentError(f"{where}: error: unrecognized arguments: {' '.join(extra)} (see '{where} --help')")
         return int(args._run(args) or 0)
     except _ArgumentError as exc:
         print(exc, file=sys.stderr)
