@@ -1,18 +1,10 @@
 """lazysi command line: a thin typed layer over the library.
 
 Each subcommand lives in its own module ``lazysi.cmd_<name>`` exposing ``add_parser(subparsers)``
-and ``run(args) -> int``; every command is a library call you can also make from Python.
-
-Examples::
-
-    lazysi derive --family point-mass --param sigma=0.5 --json
-    lazysi derive --alpha "cos(pi*t/2)" --beta "sin(pi*t/2)"
-    lazysi codegen --check
-    lazysi verify --quick
-
-Exit status: 0 success; 1 a check failed (verify, codegen --check, an invalid schedule) or an
-internal error; 2 a usage error (bad option, file, checkpoint, output folder, missing extra).
-Errors are one line on stderr; ``lazysi --debug COMMAND ...`` adds the traceback.
+and ``run(args) -> int``; every command is a library call you can also make from Python. Only the
+selected command's module is imported (``lazysi --help`` and ``--version`` load neither torch nor
+sympy); the one-line summaries of ``lazysi --help`` live in :data:`COMMANDS`. :func:`main` turns
+exceptions into exit statuses (see :data:`DESCRIPTION`).
 """
 from __future__ import annotations
 
@@ -23,6 +15,24 @@ import traceback
 from collections.abc import Sequence
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main", "version"]
+
+DESCRIPTION = """\
+lazysi: lazy and point-mass stochastic interpolants -- schedules derived by sympy, generated
+torch kernels, machine-checked claims, few-step samplers for pretrained models.
+
+examples:
+  lazysi derive --family point-mass --param sigma=0.5 --json
+  lazysi derive --alpha "cos(pi*t/2)" --beta "sin(pi*t/2)"
+  lazysi codegen --check
+  lazysi verify --quick
+  lazysi sample --model mnist --sampler lazy-ode --steps 4 --n 64 --out runs/lazy4
+  lazysi COMMAND --help          # the options and examples of one command
+
+exit status: 0 success; 1 a check failed (verify, codegen --check, an invalid schedule) or an
+internal error; 2 a usage error (bad option, file, checkpoint, output folder, missing extra);
+130 interrupted (Ctrl-C).
+Errors are one line on stderr; 'lazysi --debug COMMAND ...' adds the traceback.
+"""
 
 #: command -> one-line summary for ``lazysi --help``. The command's module ``lazysi.cmd_<name>``
 #: (and with it torch / sympy) is imported only when that command is selected.
@@ -93,7 +103,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     is imported); every other command is a stub carrying its summary, which is all ``--help``
     shows. ``argv=None`` builds every command (slow: imports everything)."""
     selected, _ = _command_in(argv) if argv is not None else (None, 0)
-    parser = _Parser(prog="lazysi", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="lazysi", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lazysi {version()}")
     parser.add_argument("--debug", action="store_true", help="print the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
