@@ -87,7 +87,7 @@ _PROVED = Store("proved_zero", scope="sympy")
 
 #: residuals above this many operations are not handed to sympy (size bound, not time: see
 #: :func:`lazysi.symbolic.validity.prove_positive`); they can still be 'numeric-only'
-MAX_ZERO_OPS = 400
+MAX_ZERO_OPS = 1000
 
 
 def _zero(expr: sp.Expr, max_ops: int = MAX_ZERO_OPS) -> bool | None:
