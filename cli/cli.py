@@ -105,7 +105,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     selected, _ = _command_in(argv) if argv is not None else (None, 0)
     parser = _Parser(prog="lazysi", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lazysi {version()}")
-    parser.add_argument("--debug", action="store_true", help="print the full traceback of an error")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the full traceback of an error (accepted after the command too)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     for name, summary in COMMANDS.items():
         if argv is None or name == selected:
@@ -149,8 +150,11 @@ def _one_line(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lazysi`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    selected, at = _command_in(argv)
-    debug = "--debug" in argv[:at]
+    # --debug is global but accepted anywhere (before a '--'): 'lazysi sample ... --debug' works too
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    argv = [tok for tok in argv[:end] if tok != "--debug"] + argv[end:]
+    selected, _ = _command_in(argv)
     where = f"lazysi {selected}" if selected in COMMANDS else "lazysi"
     try:
         parser = build_parser(argv)

@@ -19,7 +19,6 @@ data mean used by ``--mu data``.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -147,6 +146,8 @@ def _checkpoint(stem: Path) -> tuple[FieldProvider, dict[str, Any]]:
 def _diffusers_folder(folder: Path) -> tuple[FieldProvider, dict[str, Any]]:
     """A diffusers model folder: ``config.json`` (``_class_name``) + safetensors weights, or a pipeline
     folder with ``model_index.json``, ``scheduler/`` and a ``transformer/`` or ``unet/`` model."""
+    if not (folder / "config.json").is_file() and not (folder / "model_index.json").is_file():
+        raise CheckpointError(f"{folder}: a folder but not a diffusers model (no config.json or model_index.json)")
     import diffusers
 
     model_dir, sched_cfg = folder, None
@@ -158,10 +159,10 @@ def _diffusers_folder(folder: Path) -> tuple[FieldProvider, dict[str, Any]]:
         else:
             raise ValueError(f"{folder}: pipeline folder without a transformer/ or unet/ model")
         sched_path = folder / "scheduler" / "scheduler_config.json"
-        sched_cfg = json.loads(sched_path.read_text()) if sched_path.is_file() else None
+        sched_cfg = read_card(sched_path) if sched_path.is_file() else None
     elif (folder / "scheduler_config.json").is_file():
-        sched_cfg = json.loads((folder / "scheduler_config.json").read_text())
-    config = json.loads((model_dir / "config.json").read_text())
+        sched_cfg = read_card(folder / "scheduler_config.json")
+    config = read_card(model_dir / "config.json")
     cls_name = config.get("_class_name")
     cls = getattr(diffusers, str(cls_name), None)
     if cls is None or not hasattr(cls, "from_pretrained"):

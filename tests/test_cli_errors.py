@@ -230,9 +230,10 @@ def test_internal_error_is_one_line_exit_1_and_debug_shows_traceback(monkeypatch
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ZeroDivisionError: boom second line" in err and "--debug" in err
     assert "Traceback" not in err
-    assert main(["--debug", "codegen", "--check"]) == 1
-    err = capsys.readouterr().err
-    assert "Traceback" in err and err.rstrip().endswith("for the traceback)")
+    for argv in (["--debug", "codegen", "--check"], ["codegen", "--check", "--debug"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" in err and err.rstrip().endswith("for the traceback)")
 
 
 def test_keyboard_interrupt_is_one_line(monkeypatch, capsys):
@@ -244,3 +245,12 @@ def test_keyboard_interrupt_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cmd, "run", run)
     assert main(["codegen"]) == 130
     assert capsys.readouterr().err == "lazysi codegen: interrupted\n"
+
+
+def test_folder_that_is_not_a_diffusers_model(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    _one_line_exit_2(capsys, _sample_argv(tmp_path / "empty", tmp_path / "out"), "not a diffusers model")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{'single': 'quotes'}")
+    _one_line_exit_2(capsys, _sample_argv(tmp_path / "bad", tmp_path / "out"), str(tmp_path / "bad" / "config.json"),
+                     "not a valid JSON")
