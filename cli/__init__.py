@@ -4,6 +4,14 @@ Subpackages: :mod:`lazysi.symbolic` (sympy schedules, derivations, code generati
 :mod:`lazysi.numeric` (generated kernels, providers, samplers, models) and
 :mod:`lazysi.proofs` (the claims C1-C15 as executable checks).
 Convention everywhere: t = 0 is the base (noise or point mass), t = 1 is the data.
-"""
 
-__version__ = "0.1.0"
+This module must stay light: ``lazysi --help`` imports it, and a test asserts that doing so loads
+neither torch nor sympy (expose heavy names through a module ``__getattr__``, not plain imports).
+"""
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _version
+
+try:
+    __version__ = _version("lazysi")
+except _NotInstalled:  # running from a source tree that is not installed
+    __version__ = "0+unknown"

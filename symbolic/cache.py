@@ -1,6 +1,6 @@
 """Content-addressed disk cache of symbolic work (derivations and proved identities).
 
-Deriving a conversion (solve, limits, time-bounded simplification) or reducing a residual to 0
+Deriving a conversion (solve, limits, size-bounded simplification) or reducing a residual to 0
 costs seconds of sympy time, and ``lazysi verify`` repeats the same work on every run. This
 module stores the *results* on disk, keyed so that a stale entry can never be used:
 

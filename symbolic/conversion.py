@@ -5,7 +5,7 @@ time ``s`` (:func:`~lazysi.symbolic.expr.time_symbol` ``("s")``). Both run from 
 (t = s = 0) to the data (t = s = 1).
 
 * Time map ``tau(s)`` solves ``lambda_B(s) = lambda_A(tau(s))`` (half log-SNR ``lambda = log(beta/alpha)``).
-  It is derived in closed form when sympy can invert ``beta_A/alpha_A`` (within a time bound),
+  It is derived in closed form when sympy can invert ``beta_A/alpha_A`` (within a size bound),
   e.g. from the linear schedule ``tau = beta_B / (alpha_B + beta_B)``; otherwise ``tau`` stays the
   unknown function ``tau(s)``, evaluated by a monotone root-find (torch bisection in
   :mod:`lazysi.numeric.fields.convert`, ``mpmath.findroot`` here), and ``tau'`` comes from the
@@ -32,7 +32,7 @@ from .cache import Store
 from .expr import ExpressionError, param_symbol, parse_expression, time_symbol
 from .limits import endpoint_limit
 from .schedule import Schedule, ScheduleError
-from .validity import _time_limit, _Timeout
+from .validity import within_size_bound
 
 __all__ = ["Conversion", "ConversionError", "s", "t", "parse_eps_target", "TAU"]
 
@@ -45,6 +45,14 @@ _R = sp.Symbol("_R", positive=True)
 _Q = sp.Symbol("_Q", positive=True)
 _PROBES_R = (sp.Rational(3, 10), sp.Integer(1), sp.Rational(17, 10), sp.Integer(5))
 MAX_CLOSED_FORM_OPS = 60
+# sympy's work is bounded by the size of what it is asked (symbolic.validity.within_size_bound),
+# never by wall time, so a derivation is the same on any machine at any load:
+#: _solve_inverse tries sympy's solve only for a ratio beta_A/alpha_A of at most this many operations
+MAX_SOLVE_OPS = 30
+#: _tidy rewrites only expressions of at most this many operations (else returns them as they are)
+MAX_TIDY_OPS = 120
+#: endpoint_values takes sympy limits only of expressions of at most this many operations
+MAX_LIMIT_OPS = 200
 #: derived once per (A, B) and kept in the disk cache (symbolic.cache)
 _DERIVED = ("tau", "tau_dot", "c", "c_dot_over_c", "eps_scale")
 _STORE = Store("conversions")
@@ -100,33 +108,36 @@ def _agrees(candidate: sp.Expr, reference: sp.Expr) -> bool:
     return True
 
 
-def _tidy(expr: sp.Expr, seconds: float, full: bool = True, max_simplify_ops: int = 60) -> sp.Expr:
-    """A cheap, time-bounded simplification: the shortest of together/cancel/simplify and of
+def _tidy(expr: sp.Expr, full: bool = True, max_simplify_ops: int = 60) -> sp.Expr:
+    """A cheap, size-bounded simplification: the shortest of together/cancel/simplify and of
     forced power splittings (``sqrt(s/(1-s)) -> sqrt(s)/sqrt(1-s)``, valid for positive bases), each
-    checked numerically against ``expr`` on (0, 1); ``Abs`` of a sign-definite argument removed."""
+    checked numerically against ``expr`` on (0, 1); ``Abs`` of a sign-definite argument removed.
+    Only for ``expr`` of at most :data:`MAX_TIDY_OPS` operations; ``simplify`` only on candidates
+    below ``max_simplify_ops``."""
     cands = [expr]
+    if not within_size_bound(expr, MAX_TIDY_OPS):
+        return expr
     try:
-        with _time_limit(seconds):
-            forced = sp.powdenest(sp.expand_power_base(expr, force=True), force=True)
-            for base in (expr, forced):
-                base = _drop_abs(base)
-                cands.append(base)
-                cands.append(sp.together(base))
-                cands.append(sp.factor_terms(sp.cancel(sp.together(base))))
+        forced = sp.powdenest(sp.expand_power_base(expr, force=True), force=True)
+        for base in (expr, forced):
+            base = _drop_abs(base)
+            cands.append(base)
+            cands.append(sp.together(base))
+            cands.append(sp.factor_terms(sp.cancel(sp.together(base))))
         if full:
             for base in [cands[i] for i in (2, 5) if i < len(cands)]:
                 if sp.count_ops(base) < max_simplify_ops:
-                    with _time_limit(seconds / 4):
-                        cands.append(_drop_abs(sp.simplify(base)))
-    except (_Timeout, NotImplementedError, sp.PolynomialError, RecursionError, TypeError):
+                    cands.append(_drop_abs(sp.simplify(base)))
+    except (NotImplementedError, sp.PolynomialError, RecursionError, TypeError):
         pass
     good = [c for c in cands if c is expr or _agrees(c, expr)]
     return min(good, key=lambda e: (e.has(sp.Abs), sp.count_ops(e), len(str(e))))
 
 
 @lru_cache(maxsize=64)
-def _solve_inverse(A: Schedule, seconds: float) -> sp.Expr | None:
-    """``g(R)`` with ``beta_A/alpha_A (g(R)) = R`` for R > 0, or None when sympy cannot (in time).
+def _solve_inverse(A: Schedule) -> sp.Expr | None:
+    """``g(R)`` with ``beta_A/alpha_A (g(R)) = R`` for R > 0, or None when sympy cannot (or the
+    ratio has more than :data:`MAX_SOLVE_OPS` operations: no attempt, the root-find route is used).
 
     Tries ``R`` and ``R = Q^2`` (removes square roots, e.g. polynomial p = q = 2) on the raw and the
     simplified ratio; keeps the shortest candidate that is real, in (0, 1) and satisfies the
@@ -135,24 +146,22 @@ def _solve_inverse(A: Schedule, seconds: float) -> sp.Expr | None:
     ratio = A.beta / A.alpha
     lam = sp.lambdify(t, ratio, modules="mpmath")
     found: list[sp.Expr] = []
-    try:
-        with _time_limit(seconds):
-            ratios = [ratio]
-            simple = sp.simplify(ratio) if sp.count_ops(ratio) < 60 else ratio
-            if simple != ratio:
-                ratios.append(simple)
-            for rat in ratios:
-                for var, sub in ((_R, _R), (_Q, _Q**2)):
-                    try:
-                        sols = sp.solve(sp.Eq(rat, sub), t)
-                    except (NotImplementedError, ValueError, TypeError):
-                        continue
-                    for sol in sols:
-                        if sol.has(sp.I) or sol.free_symbols - {var}:
-                            continue
-                        found.append(sol.xreplace({_Q: sp.sqrt(_R)}) if var is _Q else sol)
-    except _Timeout:
-        pass
+    if not within_size_bound(ratio, MAX_SOLVE_OPS):
+        return None
+    ratios = [ratio]
+    simple = sp.simplify(ratio)
+    if simple != ratio:
+        ratios.append(simple)
+    for rat in ratios:
+        for var, sub in ((_R, _R), (_Q, _Q**2)):
+            try:
+                sols = sp.solve(sp.Eq(rat, sub), t)
+            except (NotImplementedError, ValueError, TypeError, RecursionError):
+                continue
+            for sol in sols:
+                if sol.has(sp.I) or sol.free_symbols - {var}:
+                    continue
+                found.append(sol.xreplace({_Q: sp.sqrt(_R)}) if var is _Q else sol)
     good = []
     for sol in found:
         ok = True
@@ -185,13 +194,12 @@ class Conversion:
         ``tau`` is the unknown ``tau(s)`` and the others are expressed through it.
     """
 
-    def __init__(self, A: Schedule, B: Schedule, *, solve_seconds: float = 60.0, force_root_find: bool = False):
+    def __init__(self, A: Schedule, B: Schedule, *, force_root_find: bool = False):
         if not isinstance(A, Schedule) or not isinstance(B, Schedule):
             raise TypeError("Conversion(A, B) takes two Schedule objects")
         self.A, self.B = A, B
         self.a, self.b = A.bound, B.bound
-        self.solve_seconds = solve_seconds
-        key = _STORE.key("conversion", self.a.alpha, self.a.beta, self.b.alpha, self.b.beta, force_root_find, solve_seconds)
+        key = _STORE.key("conversion", self.a.alpha, self.a.beta, self.b.alpha, self.b.beta, force_root_find)
         stored = _STORE.lookup(key, (*_DERIVED, "closed_form"))
         if stored is not None:
             # the same derivation by the same code (see symbolic.cache): ranges checked, maps derived
@@ -199,11 +207,11 @@ class Conversion:
             self.__dict__.update(stored)  # tau and the cached_property values
             return
         self._check_ranges()
-        inverse = None if force_root_find else _solve_inverse(self.a, solve_seconds)
+        inverse = None if force_root_find else _solve_inverse(self.a)
         self.closed_form = inverse is not None
         if inverse is not None:
             r_b = self.beta_B / self.alpha_B
-            self.tau = _tidy(inverse.xreplace({_R: r_b}), solve_seconds)
+            self.tau = _tidy(inverse.xreplace({_R: r_b}))
         else:
             self.tau = TAU(s)
         derived = {name: getattr(self, name) for name in _DERIVED}
@@ -260,14 +268,14 @@ class Conversion:
     def tau_dot(self) -> sp.Expr:
         """``tau'(s)``: derivative of the closed form, else ``lambda_B'(s) / lambda_A'(tau)``."""
         if self.closed_form:
-            return _tidy(sp.diff(self.tau, s), self.solve_seconds, full=True, max_simplify_ops=40)
+            return _tidy(sp.diff(self.tau, s), full=True, max_simplify_ops=40)
         return self.lam_dot_B / self.at_tau(self.a.lam_dot)
 
     @cached_property
     def c(self) -> sp.Expr:
         """``c_s = (alpha_B + beta_B)(s) / (alpha_A + beta_A)(tau(s))``."""
         expr = (self.alpha_B + self.beta_B) / self.at_tau(self.a.alpha + self.a.beta)
-        return _tidy(expr, self.solve_seconds) if self.closed_form else expr
+        return _tidy(expr) if self.closed_form else expr
 
     @cached_property
     def c_dot_over_c(self) -> sp.Expr:
@@ -275,13 +283,13 @@ class Conversion:
         sum_b = self.alpha_B + self.beta_B
         sum_a = self.a.alpha + self.a.beta
         expr = sp.diff(sum_b, s) / sum_b - self.tau_dot * self.at_tau(sp.diff(sum_a, t) / sum_a)
-        return _tidy(expr, self.solve_seconds, full=True, max_simplify_ops=40) if self.closed_form else expr
+        return _tidy(expr, full=True, max_simplify_ops=40) if self.closed_form else expr
 
     @cached_property
     def eps_scale(self) -> sp.Expr:
         """``c^2 tau'``: ``eps_B(s) = eps_scale(s) eps_A(tau(s))``."""
         expr = self.c**2 * self.tau_dot
-        return _tidy(expr, self.solve_seconds, full=True, max_simplify_ops=40) if self.closed_form else expr
+        return _tidy(expr, full=True, max_simplify_ops=40) if self.closed_form else expr
 
     # ------------------------------------------------------------------ diffusion-coefficient maps
     def eps_to_target(self, eps_A: sp.Expr) -> sp.Expr:
@@ -291,7 +299,7 @@ class Conversion:
     @cached_property
     def inverse(self) -> "Conversion":
         """The conversion B -> A (time map ``sigma = tau^{-1}``, scale ``1 / c o sigma``)."""
-        return Conversion(self.B, self.A, solve_seconds=self.solve_seconds, force_root_find=not self.closed_form)
+        return Conversion(self.B, self.A, force_root_find=not self.closed_form)
 
     def eps_to_source(self, eps_B: sp.Expr) -> sp.Expr:
         """``eps_A(t) = eps_B(sigma(t)) / (c^2 tau')(sigma(t))``, the A-coefficient whose converted
@@ -368,21 +376,22 @@ class Conversion:
         out: dict[str, list] = {n: [None, None] for n in names}
         for end in (0, 1):
             try:
-                with _time_limit(self.solve_seconds):
-                    if end == 0:
-                        (ka, ea), (kb, eb) = (_leading(self.a.beta / self.a.alpha), _leading(self.b.beta / self.b.alpha))
-                        lead_tau, at_end = (kb / ka) ** (1 / ea) * v ** (eb / ea), s
-                    else:
-                        flip = {t: 1 - t}
-                        (ka, ea), (kb, eb) = (_leading((self.a.alpha / self.a.beta).xreplace(flip)),
-                                              _leading((self.b.alpha / self.b.beta).xreplace(flip)))
-                        lead_tau, at_end = 1 - (kb / ka) ** (1 / ea) * v ** (eb / ea), 1 - s
-                    for n in names:
-                        expr = getattr(self, n).xreplace({TAU(s): lead_tau.xreplace({v: at_end})})
-                        lim = sp.limit(expr.xreplace({s: v} if end == 0 else {s: 1 - v}), v, 0, "+")
-                        if self._confirm_endpoint(n, end, lim):
-                            out[n][end] = lim
-            except (_Timeout, NotImplementedError, ValueError, TypeError, ZeroDivisionError, RecursionError):
+                if end == 0:
+                    (ka, ea), (kb, eb) = (_leading(self.a.beta / self.a.alpha), _leading(self.b.beta / self.b.alpha))
+                    lead_tau, at_end = (kb / ka) ** (1 / ea) * v ** (eb / ea), s
+                else:
+                    flip = {t: 1 - t}
+                    (ka, ea), (kb, eb) = (_leading((self.a.alpha / self.a.beta).xreplace(flip)),
+                                          _leading((self.b.alpha / self.b.beta).xreplace(flip)))
+                    lead_tau, at_end = 1 - (kb / ka) ** (1 / ea) * v ** (eb / ea), 1 - s
+                for n in names:
+                    expr = getattr(self, n).xreplace({TAU(s): lead_tau.xreplace({v: at_end})})
+                    if not within_size_bound(expr, MAX_LIMIT_OPS):
+                        continue  # no limit attempted: NaN stays at this end (a size rule, not a time-out)
+                    lim = sp.limit(expr.xreplace({s: v} if end == 0 else {s: 1 - v}), v, 0, "+")
+                    if self._confirm_endpoint(n, end, lim):
+                        out[n][end] = lim
+            except (NotImplementedError, ValueError, TypeError, ZeroDivisionError, RecursionError):
                 continue
         return {n: (a, b) for n, (a, b) in out.items()}
 

@@ -137,7 +137,7 @@ def test_unconfirmed_endpoint_limit_stays_nan(monkeypatch):
 
 def test_user_schedule_without_closed_form_uses_root_find():
     A = Schedule.from_strings("(1-t)**2", "t**3")  # t^3/(1-t)^2 = R: a cubic, no short inverse
-    conv = Conversion(A, family("vp"), solve_seconds=3.0)
+    conv = Conversion(A, family("vp"))
     assert not conv.closed_form and conv.tau == sp.Function("tau")(s)
     num = NumericConversion(A, family("vp"), conversion=conv)
     sv = torch.tensor([0.05, 0.3, 0.6, 0.95], dtype=torch.float64)

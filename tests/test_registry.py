@@ -93,11 +93,15 @@ def test_registry_entries_state_what_they_are():
 
 
 def test_peer_without_its_package_names_the_extra(monkeypatch):
-    from lazysi.numeric.sampling import peers
+    import importlib.util
 
+    from lazysi.numeric import extras
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(extras.importlib.util, "find_spec", lambda name, *a: None if name == "diffusers" else real(name, *a))
     spec = SAMPLERS["unipc"]
-    monkeypatch.setattr(peers.Peer, "available", lambda self: False)
-    with pytest.raises(ImportError, match=r"pip install 'lazysi\[bench\]'"):
+    assert not spec.method.available()
+    with pytest.raises(ImportError, match=r"sampler unipc needs the optional package diffusers: pip install 'lazysi\[diffusers\]'"):
         spec.method.require()
 
 

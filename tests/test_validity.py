@@ -116,88 +116,70 @@ def test_point_mass_recognised_for_custom_expressions():
     assert all(set(c) == {"name", "holds", "how", "detail"} for c in d["conditions"])
 
 
-# ---- the wall-time bound on sympy attempts ------------------------------------------------------
+# ---- sympy's work is bounded by size, not by wall time ------------------------------------------
 
-def _spin(seconds: float) -> None:
+def _decisions(exprs):
+    return [prove_positive(e, T) for e in exprs]
+
+
+def _probe_expressions():
+    out = []
+    for name in ("vp", "point-mass"):
+        b = family(name).bound
+        out += [b.alpha, b.beta, b.beta_dot, -b.alpha_dot, b.alpha * b.beta_dot - b.beta * b.alpha_dot]
+    ddpm = family("ddpm").bound  # lambda' of ddpm: too large for solveset, undecided (None)
+    return out + [ddpm.alpha * ddpm.beta_dot - ddpm.beta * ddpm.alpha_dot, T - sp.Rational(1, 2), 1 - T**2]
+
+
+def test_decisions_do_not_depend_on_the_clock_or_signals(monkeypatch):
+    """With a clock that jumps 10^6 s at every reading (a machine as loaded as can be), and with
+    signals and timers forbidden, every decision and every validity report is the same as on the
+    real clock: nothing in the validity checks reads the time or installs a handler."""
+    import itertools
+    import signal
     import time
 
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
+    exprs = _probe_expressions()
+    expected = _decisions(exprs)
+    assert None in expected and True in expected and False in expected  # the probe exercises all three
+    schedules = (family("vp"), Schedule.from_strings("cos(pi*t)", "t"))
+    reports = [sch.validate(grid=40).as_dict() for sch in schedules]
+    handler = signal.getsignal(signal.SIGALRM)
 
+    ticks = itertools.count()
+    for clock in ("monotonic", "perf_counter", "time"):
+        monkeypatch.setattr(time, clock, lambda: 1e6 * next(ticks))
 
-def test_time_limit_interrupts_and_restores_the_handler():
-    import signal
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a signal handler or timer was installed")
 
-    from lazysi.symbolic import validity as v
-
-    before = signal.getsignal(signal.SIGALRM)
-    with pytest.raises(v._Timeout):
-        with v._time_limit(0.05):
-            _spin(5.0)
-    assert signal.getsignal(signal.SIGALRM) == before
+    monkeypatch.setattr(signal, "signal", forbidden)
+    monkeypatch.setattr(signal, "setitimer", forbidden)
+    monkeypatch.setattr(signal, "alarm", forbidden)
+    assert _decisions(exprs) == expected
+    assert [sch.validate(grid=40).as_dict() for sch in schedules] == reports
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGALRM) == handler
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-    assert v._DEADLINES == []
 
 
-def test_time_limit_is_not_swallowed_by_except_exception():
-    from lazysi.symbolic import validity as v
+def test_size_bound_is_an_exact_threshold():
+    """The rule is a pure function of the expression's size: below count_ops(expr) sympy is not
+    asked (None), from it on the decision is sympy's -- the same for a bound just large enough and
+    for a huge one."""
+    from lazysi.symbolic.validity import MAX_PROVE_OPS, within_size_bound
 
-    swallowed = []
-    with pytest.raises(v._Timeout):
-        with v._time_limit(0.05):
-            try:  # what sympy does in many places
-                _spin(5.0)
-            except Exception as exc:  # noqa: BLE001
-                swallowed.append(exc)
-    assert swallowed == []
-
-
-def test_inner_time_limit_keeps_the_outer_deadline():
-    import time
-
-    from lazysi.symbolic import validity as v
-
-    start = time.monotonic()
-    with pytest.raises(v._Timeout):
-        with v._time_limit(0.3):
-            with v._time_limit(0.01):
-                pass  # finishes in time: leaving it must re-arm the outer timer, not cancel it
-            with v._time_limit(10.0):  # cannot extend the outer deadline
-                _spin(5.0)
-    assert time.monotonic() - start < 2.0
-    assert v._DEADLINES == []
-
-
-def test_finished_block_leaves_no_alarm_behind():
-    import signal
-
-    from lazysi.symbolic import validity as v
-
-    with v._time_limit(0.02):
-        pass
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-    _spin(0.1)  # an alarm left armed would raise here
-
-
-def test_timeout_in_a_finalizer_is_neither_printed_nor_lost():
-    import sys
-
-    from lazysi.symbolic import validity as v
-
-    seen = []
-    prev = sys.unraisablehook
-    sys.unraisablehook = seen.append
-    try:
-        class Slow:
-            def __del__(self):  # the alarm may land here: it must not be reported as unraisable
-                _spin(0.2)
-
-        with pytest.raises(v._Timeout):
-            with v._time_limit(0.05):
-                Slow()  # finalised at once, deadline passes inside __del__
-                _spin(5.0)  # the re-fired alarm interrupts this
-        assert seen == []
-        assert sys.unraisablehook == seen.append  # the caller's hook is back
-    finally:
-        sys.unraisablehook = prev
+    vp = family("vp").bound
+    e = vp.alpha * vp.beta_dot - vp.beta * vp.alpha_dot  # decided by solveset
+    k = int(sp.count_ops(e))
+    assert prove_positive(e, T, max_ops=k - 1) is None  # too large to be handed to sympy at all
+    assert prove_positive(e, T, max_ops=10**6, max_solveset_ops=k - 1) is None  # too large for solveset
+    assert prove_positive(e, T, max_ops=10**6, max_solveset_ops=k) is True
+    assert prove_positive(e, T, max_ops=10**6, max_solveset_ops=10**6) is True
+    assert within_size_bound(e, k) and not within_size_bound(e, k - 1)
+    # beyond the bound the condition is still decided -- numerically, and reported so
+    big = sum((T + sp.Rational(j, 7)) ** 2 for j in range(MAX_PROVE_OPS // 3 + 1))
+    assert sp.count_ops(big) > MAX_PROVE_OPS and prove_positive(big, T) is None
+    s = Schedule.from_strings(f"(1 - t) * ({big})", "t")
+    cond = by_name(validate(s, grid=40))["alpha > 0 on (0,1)"]
+    assert cond.holds and cond.how == "numeric"

@@ -30,7 +30,6 @@ from lazysi.numeric.io.png import image_grid, write_png
 from lazysi.numeric.models.model import Model
 from lazysi.numeric.sampling.frames import SamplingSetup
 from lazysi.numeric.sampling.generate import generate
-from lazysi.numeric.sampling.peers import MissingPackageError
 from lazysi.numeric.sampling.registry import SAMPLERS, resolve
 
 __all__ = ["RESULTS_DIR", "REF_STEPS", "REF_TOL", "REF_MAX_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "cached_reference",
@@ -202,8 +201,8 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
     ``grid_nfe<k>_<model>.png`` into ``out`` and returns the results."""
     for name in samplers:  # unknown names and missing packages raise before any work or folder
         spec = resolve(name)
-        if spec.package is not None and not spec.method.available():
-            raise MissingPackageError(f"sampler {name} needs the package {spec.package}: pip install 'lazysi[{spec.extra}]'")
+        if spec.package is not None:
+            spec.method.require()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"nfes": list(nfes), "samplers": list(samplers), "seed": seed, "models": {}}

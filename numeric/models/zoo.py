@@ -19,7 +19,6 @@ data mean used by ``--mu data``.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,14 @@ import torch
 
 from lazysi.symbolic.families import family
 
+from lazysi.numeric.models import CheckpointError, load_checkpoint, read_card
 from lazysi.numeric.models.adapters import ddpm_eps_model, denoiser_model, diffusers_flow_model, velocity_model
 from lazysi.numeric.fields.gmm import LowRankMixtureProvider, load_mixture
 from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.io.record import file_sha256
 
-__all__ = ["MODEL_NAMES", "WEIGHTS_DIR", "load_model", "mean_vector", "file_sha256"]
+__all__ = ["MODEL_NAMES", "WEIGHTS_DIR", "load_model", "mean_vector", "file_sha256", "CheckpointError"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MODEL_NAMES = ("mnist", "mnist-gmm", "gaussian", "gaussian-full")
@@ -102,8 +102,8 @@ def _schedule_from_card(card: dict[str, Any], where: Path):
     params = card.get("schedule_params", {})
     try:
         return family(name, **params)
-    except Exception as exc:  # ExpressionError / ScheduleError: name it
-        raise ValueError(f"{where}: bad schedule {name!r} {params}: {exc}") from exc
+    except Exception as exc:  # ExpressionError / ScheduleError / TypeError: name it
+        raise CheckpointError(f"{where}: bad schedule {name!r} {params}: {exc}") from exc
 
 
 def _checkpoint(stem: Path) -> tuple[FieldProvider, dict[str, Any]]:
@@ -112,13 +112,18 @@ def _checkpoint(stem: Path) -> tuple[FieldProvider, dict[str, Any]]:
     for p in (wpath, cpath):
         if not p.is_file():
             raise FileNotFoundError(f"model file missing: {p}")
-    card = json.loads(cpath.read_text())
+    card = read_card(cpath)
     if card.get("class") == "LowRankMixture":
-        mix, card = load_mixture(stem)
+        from safetensors import SafetensorError
+
+        try:
+            mix, card = load_mixture(stem)
+        except SafetensorError as exc:
+            raise CheckpointError(f"{wpath}: not a readable safetensors file ({exc})") from None
+        except (KeyError, IndexError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"{wpath}: not a valid LowRankMixture checkpoint ({type(exc).__name__}: {exc})") from None
         provider: FieldProvider = LowRankMixtureProvider(NumericSchedule(_schedule_from_card(card, cpath)), mix)
     else:
-        from lazysi.numeric.models import load_checkpoint
-
         model, card = load_checkpoint(stem)
         net = _TorchNet(model)
         kind = card.get("prediction", "velocity")
@@ -141,6 +146,8 @@ def _checkpoint(stem: Path) -> tuple[FieldProvider, dict[str, Any]]:
 def _diffusers_folder(folder: Path) -> tuple[FieldProvider, dict[str, Any]]:
     """A diffusers model folder: ``config.json`` (``_class_name``) + safetensors weights, or a pipeline
     folder with ``model_index.json``, ``scheduler/`` and a ``transformer/`` or ``unet/`` model."""
+    if not (folder / "config.json").is_file() and not (folder / "model_index.json").is_file():
+        raise CheckpointError(f"{folder}: a folder but not a diffusers model (no config.json or model_index.json)")
     import diffusers
 
     model_dir, sched_cfg = folder, None
@@ -152,10 +159,10 @@ def _diffusers_folder(folder: Path) -> tuple[FieldProvider, dict[str, Any]]:
         else:
             raise ValueError(f"{folder}: pipeline folder without a transformer/ or unet/ model")
         sched_path = folder / "scheduler" / "scheduler_config.json"
-        sched_cfg = json.loads(sched_path.read_text()) if sched_path.is_file() else None
+        sched_cfg = read_card(sched_path) if sched_path.is_file() else None
     elif (folder / "scheduler_config.json").is_file():
-        sched_cfg = json.loads((folder / "scheduler_config.json").read_text())
-    config = json.loads((model_dir / "config.json").read_text())
+        sched_cfg = read_card(folder / "scheduler_config.json")
+    config = read_card(model_dir / "config.json")
     cls_name = config.get("_class_name")
     cls = getattr(diffusers, str(cls_name), None)
     if cls is None or not hasattr(cls, "from_pretrained"):

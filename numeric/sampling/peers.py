@@ -21,22 +21,17 @@ conversion. Every peer starts from the same per-sample noise ``Z`` as lazysi's s
 """
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from lazysi.numeric.extras import OPTIONAL, require
 from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.sampling.frames import SamplingSetup
 from lazysi.numeric.sampling.methods import Noise
 
-__all__ = ["Peer", "PEERS", "MissingPackageError", "peer_available", "check_linear", "diffusers_scheduler"]
-
-
-class MissingPackageError(ImportError):
-    """An optional package a sampler needs is not installed (names the package and the extra)."""
-
+__all__ = ["Peer", "PEERS", "peer_available", "check_linear", "diffusers_scheduler"]
 
 def check_linear(provider: FieldProvider) -> None:
     """Flow-matching peers need the model on the linear schedule (``alpha = 1 - t``, ``beta = t``)."""
@@ -50,8 +45,8 @@ def check_linear(provider: FieldProvider) -> None:
 @dataclass(frozen=True)
 class Peer:
     """Another package's sampler as a lazysi method (see :class:`~lazysi.numeric.sampling.methods.Method`).
-    ``package``: the import name it needs; ``extra``: the lazysi extra that installs it;
-    ``run(provider, steps, x0, noise) -> x``."""
+    ``package``: the import name it needs (:data:`lazysi.numeric.extras.OPTIONAL` names the extra
+    that installs it); ``run(provider, steps, x0, noise) -> x``."""
 
     name: str
     kind: str
@@ -60,19 +55,25 @@ class Peer:
     settings: str
     run: Callable[[FieldProvider, int, torch.Tensor, Noise], torch.Tensor]
     evals_per_step: int = 1
-    extra: str = "bench"
     own_grid: bool = True
+
+    @property
+    def extra(self) -> str:
+        return OPTIONAL[self.package][1]
 
     def evals(self, steps: int) -> int:
         return self.evals_per_step * steps
 
     def available(self) -> bool:
-        return importlib.util.find_spec(self.package) is not None
+        try:
+            self.require()
+        except ImportError:
+            return False
+        return True
 
     def require(self) -> None:
-        if not self.available():
-            raise MissingPackageError(f"sampler {self.name} needs the package {self.package}: "
-                                      f"pip install 'lazysi[{self.extra}]'")
+        """Raise :class:`~lazysi.numeric.extras.MissingExtraError` naming the extra when the package is missing."""
+        require((self.package,), f"sampler {self.name}")
 
     def solve(self, provider: FieldProvider, steps: int, grid: torch.Tensor | None, x0: torch.Tensor, noise: Noise,
               setup: SamplingSetup) -> torch.Tensor:
