@@ -47,6 +47,7 @@ __all__ = [
     "ipndm_solve",
     "dpmpp_2m_sde_solve",
     "dpm_adaptive_solve",
+    "dpm_solver_pair",
     "AdaptiveInfo",
     "make_dpm_adaptive",
     "adaptive_nfe",
@@ -225,6 +226,50 @@ def dpmpp_2m_sde_solve(provider: FieldProvider, grid: torch.Tensor, x0: torch.Te
 
 
 # ------------------------------------------------------------------------------ DPM-Solver adaptive
+def dpm_solver_pair(eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, u: torch.Tensor,
+                    u_next: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of k-diffusion's embedded DPM-Solver pair (noise prediction, VE coordinates
+    ``x~ = X + sigma~ Z``, time ``u = -log sigma~``, per-row ``u, u_next`` of shape (B,)), returning
+    ``(x_low, x_high)`` at ``u_next``. With ``h = u_next - u``, ``s_r = u + r h``::
+
+        DPM-Solver-1:  x - sigma~(u_next) expm1(h) eps(x, u)
+        DPM-Solver-2:  ... - sigma~(u_next)/(2 r1) expm1(h) (eps(x_r1, s_r1) - eps(x, u)),
+                       x_r1 = x - sigma~(s_r1) expm1(r1 h) eps(x, u)
+        DPM-Solver-3:  x - sigma~(u_next) expm1(h) eps - sigma~(u_next)/r2 (expm1(h)/h - 1) (eps_r2 - eps),
+                       x_r2 = x - sigma~(s_r2) expm1(r2 h) eps - sigma~(s_r2) (r2/r1) (expm1(r2 h)/(r2 h) - 1) (eps_r1 - eps)
+
+    ``order = 2``: (DPM-Solver-1, DPM-Solver-2 with r1 = 1/2), 2 evaluations; ``order = 3``:
+    (DPM-Solver-2 with r1 = 1/3, DPM-Solver-3 with r1 = 1/3, r2 = 2/3), sharing ``eps(x_r1)``, 3
+    evaluations. Local errors: ``O(h^{k+1})`` for DPM-Solver-k. ``eps(x, u)`` is the noise prediction.
+    """
+    dt = x.dtype
+    shp = (-1,) + (1,) * (x.ndim - 1)
+
+    def col(v: torch.Tensor) -> torch.Tensor:
+        return v.to(dt).reshape(shp)
+
+    h = u_next - u
+    sig_next = col(torch.exp(-u_next))
+    em = col(torch.expm1(h))
+    e0 = eps(x, u)
+    if order == 2:
+        r1 = 0.5
+        s1 = u + r1 * h
+        e1 = eps(x - col(torch.exp(-s1)) * col(torch.expm1(r1 * h)) * e0, s1)
+        x_low = x - sig_next * em * e0
+        return x_low, x_low - sig_next / (2 * r1) * em * (e1 - e0)
+    if order != 3:
+        raise ValueError(f"order must be 2 or 3, got {order}")
+    r1, r2 = 1.0 / 3.0, 2.0 / 3.0
+    s1, s2 = u + r1 * h, u + r2 * h
+    e1 = eps(x - col(torch.exp(-s1)) * col(torch.expm1(r1 * h)) * e0, s1)
+    x_low = x - sig_next * em * e0 - sig_next / (2 * r1) * em * (e1 - e0)
+    sig2 = col(torch.exp(-s2))
+    x_r2 = x - sig2 * col(torch.expm1(r2 * h)) * e0 - sig2 * (r2 / r1) * col(torch.expm1(r2 * h) / (r2 * h) - 1) * (e1 - e0)
+    e2 = eps(x_r2, s2)
+    return x_low, x - sig_next * em * e0 - sig_next / r2 * col(torch.expm1(h) / h - 1) * (e2 - e0)
+
+
 @dataclass(frozen=True)
 class AdaptiveInfo:
     """Per-sample bookkeeping of :func:`dpm_adaptive_solve` (tensors of shape (batch,)): model
@@ -280,9 +325,6 @@ def dpm_adaptive_solve(provider: FieldProvider, x0: torch.Tensor, *, order: int 
     b3 = dcoeff / order
     numel = x0[0].numel()
 
-    def sig(u: torch.Tensor) -> torch.Tensor:  # sigma~(u) = e^{-u}, shaped to broadcast over rows
-        return torch.exp(-u).to(dt).reshape((-1,) + (1,) * (x0.ndim - 1))
-
     def eps(xt: torch.Tensor, u: torch.Tensor) -> torch.Tensor:  # eta_Z at t = sigmoid(u), x = t x~
         t = torch.sigmoid(u)
         return provider.fields(t, t.to(dt).reshape((-1,) + (1,) * (x0.ndim - 1)) * xt)[1]
@@ -303,31 +345,8 @@ def dpm_adaptive_solve(provider: FieldProvider, x0: torch.Tensor, *, order: int 
             break
         xa, sa = x[act], s[act]
         ua = torch.minimum(torch.full_like(sa, u_end), sa + h[act])
-        hh = ua - sa
-        e0 = eps(xa, sa)
-        shp = (-1,) + (1,) * (x0.ndim - 1)
-        em = torch.expm1(hh).to(dt).reshape(shp)
-        sig_u = sig(ua)
-        if order == 2:  # DPM-Solver-1 / DPM-Solver-2 (r1 = 1/2)
-            r1 = 0.5
-            s1 = sa + r1 * hh
-            u1 = xa - sig(s1) * torch.expm1(r1 * hh).to(dt).reshape(shp) * e0
-            e1 = eps(u1, s1)
-            x_low = xa - sig_u * em * e0
-            x_high = xa - sig_u * em * e0 - sig_u / (2 * r1) * em * (e1 - e0)
-            calls += 2
-        else:  # DPM-Solver-2 (r1 = 1/3) / DPM-Solver-3 (r1 = 1/3, r2 = 2/3), sharing eps(s + h/3)
-            r1, r2 = 1.0 / 3.0, 2.0 / 3.0
-            s1, s2 = sa + r1 * hh, sa + r2 * hh
-            u1 = xa - sig(s1) * torch.expm1(r1 * hh).to(dt).reshape(shp) * e0
-            e1 = eps(u1, s1)
-            x_low = xa - sig_u * em * e0 - sig_u / (2 * r1) * em * (e1 - e0)
-            phi2 = (torch.expm1(r2 * hh) / (r2 * hh) - 1).to(dt).reshape(shp)
-            u2 = xa - sig(s2) * torch.expm1(r2 * hh).to(dt).reshape(shp) * e0 - sig(s2) * (r2 / r1) * phi2 * (e1 - e0)
-            e2 = eps(u2, s2)
-            phi1 = (torch.expm1(hh) / hh - 1).to(dt).reshape(shp)
-            x_high = xa - sig_u * em * e0 - sig_u / r2 * phi1 * (e2 - e0)
-            calls += 3
+        x_low, x_high = dpm_solver_pair(eps, xa, sa, ua, order)
+        calls += order
         delta = torch.maximum(torch.tensor(atol, dtype=dt), rtol * torch.maximum(x_low.abs(), x_prev[act].abs()))
         err = ((x_low - x_high) / delta).reshape(act.numel(), -1).to(torch.float64).norm(dim=1) / math.sqrt(numel)
         inv = 1.0 / (err + 1e-8)

@@ -176,6 +176,32 @@ def test_dpmpp_2m_sde_with_eta_zero_is_dpmpp_2m_and_converges_at_order_two():
 
 
 # ------------------------------------------------------------------------------ dpm-adaptive
+@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize("u0", [-1.0, 2.0])
+def test_dpm_solver_pair_local_orders_on_the_exact_flow(order, u0):
+    """The embedded pair of dpm-adaptive from an exact state (variance-exploding coordinates
+    x~ = x_t / t, u = log(t/(1-t))): local errors O(h^order) (low) and O(h^{order+1}) (high)."""
+    prov = _provider()
+    x0 = _x0(4)
+
+    def ve(u: float) -> torch.Tensor:
+        t = 1.0 / (1.0 + math.exp(-u))
+        return _exact_path(t, x0) / t
+
+    def eps(x, u):
+        t = torch.sigmoid(u)
+        return prov.fields(t, t.reshape(-1, 1) * x)[1]
+
+    lows, highs, ns = [], [], []
+    for h in (0.2, 0.1, 0.05, 0.025):
+        u = torch.full((4,), u0, dtype=torch.float64)
+        lo, hi = ps.dpm_solver_pair(eps, ve(u0), u, u + h, order)
+        lows.append(float((lo - ve(u0 + h)).abs().max()))
+        highs.append(float((hi - ve(u0 + h)).abs().max()))
+        ns.append(1 / h)
+    assert abs(_slope(ns, lows) - order) <= 0.2 and abs(_slope(ns, highs) - (order + 1)) <= 0.2, (lows, highs)
+
+
 def test_dpm_adaptive_error_falls_with_the_tolerance_and_counts_its_evaluations():
     prov = _provider(torch.tensor([0.1], dtype=torch.float64), 1.5)
     x0 = torch.tensor([[-1.0], [0.5], [2.0]], dtype=torch.float64)
@@ -313,3 +339,30 @@ def test_peers_reject_other_schedules_and_bad_rows():
         ps.PEER_IMPLS["dpm++2m-sde-w"].run(_provider(), 4, _x0(), seed=0, indices=range(5))
     with pytest.raises(ValueError, match="steps"):
         ps.PEER_IMPLS["ipndm"].run(_provider(), 0, _x0(), seed=0, indices=range(6))
+
+
+def test_written_dpmpp_2m_sde_equals_diffusers_sde_dpmsolver_pp_on_the_same_grid_and_noise():
+    """Independent implementation check: diffusers' DPMSolverMultistepScheduler(sde-dpmsolver++,
+    order 2, midpoint, flow sigmas) with the same sigmas (sigma = 1 - t) and the same per-step noise
+    (``variance_noise``) takes the same steps, to float32 rounding. Grid from t = 0.05 (diffusers
+    cannot start at sigma = 1); its last step into sigma = 0 is the same denoising step."""
+    diffusers = pytest.importorskip("diffusers")
+    prov = _provider()
+    x0 = _x0()
+    grid = torch.tensor([0.05, 0.2, 0.4, 0.55, 0.7, 0.85, 0.95, 1.0], dtype=torch.float64)
+    n = grid.numel() - 1
+    noise = torch.randn((n, *x0.shape), generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    ours = ps.dpmpp_2m_sde_solve(prov, grid, x0, noise)
+    sched = diffusers.DPMSolverMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
+                                                  use_flow_sigmas=True, flow_shift=1.0, solver_order=2,
+                                                  algorithm_type="sde-dpmsolver++")
+    sched.set_timesteps(num_inference_steps=n)
+    sig = (1.0 - grid[:-1]).to(torch.float32)
+    sched.sigmas = torch.cat([sig, sig.new_zeros(1)])
+    sched.timesteps = (sig * 1000).to(sched.timesteps.dtype)
+    sched.set_begin_index(0)
+    x = x0.to(torch.float32)
+    for i, ts in enumerate(sched.timesteps):
+        v = -prov.drift(1.0 - sched.sigmas[i].double(), x).float()
+        x = sched.step(v, ts, x, variance_noise=noise[i].float(), return_dict=False)[0]
+    assert torch.allclose(x.double(), ours, atol=2e-5), (x.double() - ours).abs().max()
