@@ -15,3 +15,33 @@ try:
     __version__ = _version("lazysi")
 except _NotInstalled:  # running from a source tree that is not installed
     __version__ = "0+unknown"
+
+#: the curated API: name -> (module, attribute), imported on first use (keeps ``lazysi --help`` light)
+_API = {
+    "load_model": ("lazysi.numeric.api", "load_model"),
+    "sample": ("lazysi.numeric.api", "sample"),
+    "Model": ("lazysi.numeric.models.model", "Model"),
+    "SAMPLERS": ("lazysi.numeric.sampling.registry", "SAMPLERS"),
+    "SamplerSpec": ("lazysi.numeric.sampling.registry", "SamplerSpec"),
+    "generate": ("lazysi.numeric.sampling.generate", "generate"),
+    "SamplingSetup": ("lazysi.numeric.sampling.frames", "SamplingSetup"),
+    "Schedule": ("lazysi.symbolic.schedule", "Schedule"),
+    "family": ("lazysi.symbolic.families", "family"),
+    "verify": ("lazysi.proofs.verify", "verify"),
+}
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        module, attr = _API[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lazysi' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

@@ -6,10 +6,10 @@ import itertools
 import pytest
 import torch
 
-from lazysi.numeric import grids
-from lazysi.numeric.dp_grid import cost_matrix, dp_grid, dp_select
-from lazysi.numeric.gaussian import GaussianProvider
-from lazysi.numeric.kernels import NumericSchedule
+from lazysi.numeric.sampling import grids
+from lazysi.numeric.sampling.dp_grid import cost_matrix, dp_grid, dp_select
+from lazysi.numeric.fields.gaussian import GaussianProvider
+from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.symbolic.families import family
 
 MU = torch.tensor([0.7, -0.4], dtype=torch.float64)

@@ -9,12 +9,12 @@ import pytest
 import sympy as sp
 import torch
 
-from lazysi.numeric import grids
-from lazysi.numeric import peer_solvers as ps
-from lazysi.numeric.gaussian import GaussianProvider
-from lazysi.numeric.kernels import NumericSchedule
-from lazysi.numeric.lazy import CountingProvider
-from lazysi.numeric.seeding import per_sample_normal
+from lazysi.numeric.sampling import grids
+from lazysi.numeric.sampling import peer_solvers as ps
+from lazysi.numeric.fields.gaussian import GaussianProvider
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.sampling.generate import CountingProvider
+from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.symbolic.families import family
 
 MU = torch.tensor([0.7, -0.4, 0.1], dtype=torch.float64)

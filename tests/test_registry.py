@@ -59,7 +59,8 @@ def test_declared_nfe_is_the_counted_nfe(name):
     for steps in (1, 2, 3, 5):
         rec = Recorder(m.provider)
         x, counted = generate(spec, rec, steps, [0, 1, 2], 4, m.shape, setup=setup)
-        assert counted == rec.calls == spec.nfe(steps), (name, steps, counted, rec.calls, spec.nfe(steps))
+        declared = rec.calls if spec.adaptive else spec.nfe(steps)  # adaptive: counted only
+        assert counted == rec.calls == declared and counted >= 1, (name, steps, counted, rec.calls, declared)
         assert set(rec.rows) == {8} and torch.isfinite(x).all()
 
 
@@ -86,7 +87,7 @@ def test_registry_entries_state_what_they_are():
         assert spec.name == name and spec.kind in ("ode", "sde") and spec.origin in ("paper", "lazysi", "baseline", "peer")
         assert spec.frame.name in ("train", "lazy-vp", "lazy-pm", "gaussian")
         assert (spec.grid is None) == (spec.origin == "peer") or spec.grid in spec.frame.grids
-        assert spec.nfe(4) >= 1 and spec.steps_for(spec.nfe(3)) is not None
+        assert spec.adaptive or (spec.nfe(4) >= 1 and spec.steps_for(spec.nfe(3)) is not None)
     assert resolve("lazy-cov-pcd@uniform").grid == "uniform" and SAMPLERS["lazy-cov-pcd"].grid == "vp"
     assert SAMPLERS["lazy-sde"].kind == "sde" and SAMPLERS["em"].kind == "sde" and SAMPLERS["lazy-ode"].kind == "ode"
     assert SAMPLERS["lazy-heun"].nfe(4) == 7 and SAMPLERS["reference"].nfe(4) == 4 * 256

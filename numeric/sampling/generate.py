@@ -49,13 +49,17 @@ class MinRowsProvider(FieldProvider):
 
     def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, k = x.shape[0], self.min_rows
-        if n == k:
-            return self.source.fields(t, x)
         tt = torch.as_tensor(t)
         per_row = tt.ndim == 1 and tt.shape[0] == n and n > 1
+        distinct = per_row and bool((tt != tt[0]).any())
+        if n == k and not distinct:
+            return self.source.fields(t, x)
+        # rows at different times (an adaptive sampler): a model's batched per-row computations round
+        # by position, so each row gets a call of its own (padded like any other)
+        block = 1 if distinct else k
         outs_x, outs_z = [], []
-        for lo in range(0, n, k):
-            xb, tb = x[lo:lo + k], (tt[lo:lo + k] if per_row else t)
+        for lo in range(0, n, block):
+            xb, tb = x[lo:lo + block], (tt[lo:lo + block] if per_row else t)
             m = xb.shape[0]
             if m < k:
                 xb = torch.cat([xb, xb.new_zeros((k - m, *x.shape[1:]))])

@@ -30,41 +30,56 @@ from lazysi.numeric.extras import OPTIONAL, require
 from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.sampling.frames import SamplingSetup
 from lazysi.numeric.sampling.methods import Noise
+from lazysi.numeric.sampling.peer_solvers import DECLARED_ORDERS, PEER_IMPLS, PeerImpl, check_linear_schedule
 
 __all__ = ["Peer", "PEERS", "peer_available", "check_linear", "diffusers_scheduler"]
 
-def check_linear(provider: FieldProvider) -> None:
-    """Flow-matching peers need the model on the linear schedule (``alpha = 1 - t``, ``beta = t``)."""
-    sch = provider.schedule
-    tv = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
-    if not (torch.allclose(sch.alpha(tv), 1 - tv, atol=1e-14) and torch.allclose(sch.beta(tv), tv, atol=1e-14)):
-        raise ValueError("the peers are flow-matching samplers: the model must be on the linear schedule "
-                         f"(alpha = 1 - t, beta = t), got {sch.schedule.name!r}")
+check_linear = check_linear_schedule
 
 
 @dataclass(frozen=True)
 class Peer:
-    """Another package's sampler as a lazysi method (see :class:`~lazysi.numeric.sampling.methods.Method`).
-    ``package``: the import name it needs (:data:`lazysi.numeric.extras.OPTIONAL` names the extra
-    that installs it); ``run(provider, steps, x0, noise) -> x``."""
+    """Another sampler than ours as a lazysi method (see :class:`~lazysi.numeric.sampling.methods.Method`):
+    another package's (``package``: the import name it needs; :data:`lazysi.numeric.extras.OPTIONAL`
+    names the extra that installs it) or one written here from its published rule (``package``
+    None). ``run(provider, steps, x0, noise, grid) -> x``; ``own_grid``: it picks its grid itself;
+    ``adaptive``: its NFE is counted, not a function of ``steps``."""
 
     name: str
     kind: str
     order: float | None
-    package: str
+    package: str | None
     settings: str
-    run: Callable[[FieldProvider, int, torch.Tensor, Noise], torch.Tensor]
+    run: Callable[[FieldProvider, int, torch.Tensor, Noise, torch.Tensor | None], torch.Tensor]
     evals_per_step: int = 1
     own_grid: bool = True
+    adaptive: bool = False
+
+    @classmethod
+    def from_impl(cls, impl: PeerImpl) -> "Peer":
+        """A peer of :mod:`lazysi.numeric.sampling.peer_solvers` (``run(provider, steps, x0, *, seed,
+        indices, grid)``; diffusers peers on their own grid, written ones on the frame's grid)."""
+        adaptive = impl.name == "dpm-adaptive"
+
+        def run(provider, steps, x0, noise, grid):
+            return impl.run(provider, steps, x0, seed=noise.seed, indices=noise.indices, grid=grid)
+
+        per_step = 1 if adaptive else impl.nfe(1)
+        return cls(impl.name, impl.kind, DECLARED_ORDERS.get(impl.name), impl.package, impl.settings, run, per_step,
+                   own_grid=impl.package is not None or adaptive, adaptive=adaptive)
 
     @property
-    def extra(self) -> str:
-        return OPTIONAL[self.package][1]
+    def extra(self) -> str | None:
+        return OPTIONAL[self.package][1] if self.package else None
 
     def evals(self, steps: int) -> int:
+        if self.adaptive:
+            raise ValueError(f"{self.name} is error-controlled: its NFE is counted, not a function of steps")
         return self.evals_per_step * steps
 
     def available(self) -> bool:
+        if self.package is None:
+            return True
         try:
             self.require()
         except ImportError:
@@ -73,21 +88,22 @@ class Peer:
 
     def require(self) -> None:
         """Raise :class:`~lazysi.numeric.extras.MissingExtraError` naming the extra when the package is missing."""
-        require((self.package,), f"sampler {self.name}")
+        if self.package is not None:
+            require((self.package,), f"sampler {self.name}")
 
     def solve(self, provider: FieldProvider, steps: int, grid: torch.Tensor | None, x0: torch.Tensor, noise: Noise,
               setup: SamplingSetup) -> torch.Tensor:
-        if grid is not None:
-            raise ValueError(f"{self.name} runs on its scheduler's own grid")
+        if grid is not None and self.own_grid:
+            raise ValueError(f"{self.name} runs on its own grid")
         self.require()
         check_linear(provider)
-        return self.run(provider, steps, x0, noise)
+        return self.run(provider, steps, x0, noise, grid)
 
 
 def _diffusers_loop(make_scheduler: Callable[[], object]):
     """A diffusers scheduler's sampling loop on a lazysi provider (linear schedule)."""
 
-    def run(provider: FieldProvider, steps: int, x0: torch.Tensor, noise: Noise) -> torch.Tensor:
+    def run(provider: FieldProvider, steps: int, x0: torch.Tensor, noise: Noise, grid: None) -> torch.Tensor:
         sched = make_scheduler()
         sched.set_timesteps(num_inference_steps=steps, device=x0.device)
         x = x0 * float(getattr(sched, "init_noise_sigma", 1.0))
@@ -122,7 +138,7 @@ def _unipc():
                                              use_flow_sigmas=True, flow_shift=1.0, solver_order=2)
 
 
-def _fm_midpoint(provider: FieldProvider, steps: int, x0: torch.Tensor, noise: Noise) -> torch.Tensor:
+def _fm_midpoint(provider: FieldProvider, steps: int, x0: torch.Tensor, noise: Noise, grid: None) -> torch.Tensor:
     from flow_matching.solver import ODESolver
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # flow_matching: (x, t)
@@ -143,6 +159,7 @@ PEERS: dict[str, Peer] = {
              _diffusers_loop(_unipc)),
         Peer("fm-midpoint", "ode", 2.0, "flow_matching", "flow_matching ODESolver, method='midpoint', uniform grid",
              _fm_midpoint, evals_per_step=2),
+        *(Peer.from_impl(impl) for impl in PEER_IMPLS.values()),
     )
 }
 

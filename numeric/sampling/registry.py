@@ -67,12 +67,19 @@ class SamplerSpec:
             raise ValueError(f"steps must be a positive int, got {steps!r}")
         return max(steps, self.min_steps)
 
-    def nfe(self, steps: int) -> int:
-        """Model evaluations per sample for ``steps`` requested."""
-        return self.method.evals(self.run_steps(steps))
+    @property
+    def adaptive(self) -> bool:
+        """Error-controlled: the NFE is counted per run, not a function of the steps."""
+        return bool(getattr(self.method, "adaptive", False))
+
+    def nfe(self, steps: int) -> int | None:
+        """Model evaluations per sample for ``steps`` requested (None: adaptive)."""
+        return None if self.adaptive else self.method.evals(self.run_steps(steps))
 
     def steps_for(self, nfe: int) -> int | None:
-        """The step count whose NFE is exactly ``nfe`` (None if there is none)."""
+        """The step count whose NFE is exactly ``nfe`` (None if there is none, or adaptive)."""
+        if self.adaptive:
+            return None
         for steps in range(1, nfe + 1):
             if self.nfe(steps) == nfe:
                 return steps
@@ -115,9 +122,9 @@ def sampler_table(specs: Mapping[str, SamplerSpec] | None = None) -> str:
     rows = ["| sampler | kind | frame | method | NFE (n steps) | default grid | needs | origin | what it does |",
             "|---|---|---|---|---|---|---|---|---|"]
     for spec in (specs or SAMPLERS).values():
-        nfe = ", ".join(f"{spec.nfe(n)}" for n in (1, 2, 4, 8))
+        nfe = "adaptive (counted)" if spec.adaptive else ", ".join(f"{spec.nfe(n)}" for n in (1, 2, 4, 8)) + " (n = 1, 2, 4, 8)"
         extra = f"`lazysi[{spec.extra}]` ({spec.package})" if spec.package else "-"
-        rows.append(f"| `{spec.name}` | {spec.kind.upper()} | {spec.frame.name} | {spec.method.name} | {nfe} (n = 1, 2, 4, 8) "
+        rows.append(f"| `{spec.name}` | {spec.kind.upper()} | {spec.frame.name} | {spec.method.name} | {nfe} "
                     f"| {spec.grid or 'own'} | {extra} | {spec.origin} | {spec.description} |")
     return "\n".join(rows) + "\n"
 
@@ -144,7 +151,7 @@ for _spec in (
     SamplerSpec("em", _T, _m("em-ode-start"), "uniform", "Euler-Maruyama with eps* on the training schedule (first step on the ODE: eps* is infinite at t = 0)", "baseline"),
     SamplerSpec("reference", _T, _m("rk4"), "uniform", f"RK4, max(steps, {REFERENCE_STEPS}) uniform steps", "baseline",
                 min_steps=REFERENCE_STEPS, fixed_grid=True),
-    *(SamplerSpec(p.name, _T, p, None, p.settings, "peer") for p in PEERS.values()),
+    *(SamplerSpec(p.name, _T, p, None if p.own_grid else "uniform", p.settings, "peer") for p in PEERS.values()),
 ):
     register(_spec)
 

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import torch
 
-from . import grids
-from .providers import FieldProvider
-from .seeding import per_sample_normal, sample_seed
+from lazysi.numeric.sampling import grids
+from lazysi.numeric.fields.providers import FieldProvider
+from lazysi.numeric.sampling.seeding import per_sample_normal, sample_seed
 
 __all__ = [
     "PeerImpl",
@@ -348,7 +348,9 @@ def dpm_adaptive_solve(provider: FieldProvider, x0: torch.Tensor, *, order: int 
         x_low, x_high = dpm_solver_pair(eps, xa, sa, ua, order)
         calls += order
         delta = torch.maximum(torch.tensor(atol, dtype=dt), rtol * torch.maximum(x_low.abs(), x_prev[act].abs()))
-        err = ((x_low - x_high) / delta).reshape(act.numel(), -1).to(torch.float64).norm(dim=1) / math.sqrt(numel)
+        scaled = ((x_low - x_high) / delta).reshape(act.numel(), -1).to(torch.float64)
+        # one reduction per row: a batched norm's summation order depends on the number of rows
+        err = torch.stack([row.norm() for row in scaled]) / math.sqrt(numel)
         inv = 1.0 / (err + 1e-8)
         first = ~started[act]
         ea = errs[act]
