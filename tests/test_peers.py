@@ -57,7 +57,7 @@ def _start_time(name: str, nfe: int) -> float:
     return 1.0 - float(sched.sigmas[0])
 
 
-@pytest.mark.parametrize("name", list(PEERS))
+@pytest.mark.parametrize("name", ["fm-euler", "dpm++2m", "unipc", "fm-midpoint"])  # the others: test_peer_solvers.py
 def test_peer_converges_on_anisotropic_gaussian(name):
     provider, card = load_model("gaussian-full")
     idx = list(range(16))

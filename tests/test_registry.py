@@ -59,8 +59,10 @@ def test_declared_nfe_is_the_counted_nfe(name):
     for steps in (1, 2, 3, 5):
         rec = Recorder(m.provider)
         x, counted = generate(spec, rec, steps, [0, 1, 2], 4, m.shape, setup=setup)
-        declared = rec.calls if spec.adaptive else spec.nfe(steps)  # adaptive: counted only
-        assert counted == rec.calls == declared and counted >= 1, (name, steps, counted, rec.calls, declared)
+        if spec.adaptive:  # counted only; rows at different times are evaluated one per call
+            assert counted >= 1 and rec.calls >= counted and set(rec.rows) == {8} and torch.isfinite(x).all()
+            continue
+        assert counted == rec.calls == spec.nfe(steps), (name, steps, counted, rec.calls, spec.nfe(steps))
         assert set(rec.rows) == {8} and torch.isfinite(x).all()
 
 
