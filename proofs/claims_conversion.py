@@ -171,7 +171,7 @@ def _c4_symbolic(ctx) -> SymbolicOutcome:
 
 
 def _c4_numeric(ctx) -> NumericOutcome:
-    from lazysi.numeric.mpsim import Mixture, mp_conversion_ode_gap
+    from lazysi.proofs.oracles import Mixture, mp_conversion_ode_gap
 
     digits = max(ctx.digits, 30)
     mix = Mixture((0.3, 0.7), ((-1.0,), (1.5,)), (0.2, 0.5))

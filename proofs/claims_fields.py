@@ -2,7 +2,7 @@
 
 Convention: ``I_t = alpha Z + beta X``, t = 0 base, t = 1 data. Symbolic halves work on a generic
 schedule (``alpha(t), beta(t)`` sympy Functions) or on every built-in family; numeric halves use
-Gaussian-mixture data (fixed seeds) and the mpmath oracle of :mod:`lazysi.numeric.gaussian`
+Gaussian-mixture data (fixed seeds) and the mpmath oracle of :mod:`lazysi.proofs.oracles`
 (lambdified from the sympy derivation) at ``ctx.digits`` digits, against independent references:
 numerical differentiation (``mpmath.diff``) and quadrature (``mpmath.quad``).
 """
@@ -14,7 +14,6 @@ from functools import lru_cache
 import mpmath
 import sympy as sp
 
-from lazysi.numeric.gaussian import mp_mixture_fields, mp_mixture_log_density
 from lazysi.symbolic.cache import reduced
 from lazysi.symbolic.families import family
 from lazysi.symbolic.fields import ALPHA, BETA, D, M, X, gaussian_fields
@@ -22,25 +21,10 @@ from lazysi.symbolic.lazy import generic_schedule
 from lazysi.symbolic.limits import endpoint_limit
 from lazysi.symbolic.schedule import Schedule, t
 
+from .oracles import MpSchedule, mp_mixture_fields, mp_mixture_log_density
 from .registry import Claim, Context, NumericOutcome, SymbolicOutcome, register
 
 __all__ = ["MpSchedule", "random_mixture", "mp_fields", "rel"]
-
-
-class MpSchedule:
-    """``alpha, beta, alpha_dot, beta_dot, eps_star`` of a schedule (parameters bound) as mpmath
-    functions of t (lambdified sympy; evaluate inside ``mpmath.workdps``)."""
-
-    def __init__(self, schedule: Schedule):
-        b = schedule.bound
-        self.schedule = b
-        self._f = {
-            k: sp.lambdify(t, v, modules="mpmath")
-            for k, v in {"alpha": b.alpha, "beta": b.beta, "alpha_dot": b.alpha_dot, "beta_dot": b.beta_dot, "eps_star": b.eps_star}.items()
-        }
-
-    def __call__(self, name: str, tv) -> mpmath.mpf:
-        return mpmath.mpf(self._f[name](mpmath.mpf(tv)))
 
 
 def random_mixture(seed: int, k: int = 2, dim: int = 1) -> tuple[list, list, list]:
