@@ -240,7 +240,11 @@ def _c7(label: str, sch: Schedule) -> Claim:
                     prior = mpmath.fsum(wk * mpmath.npdf(u, mk[0], mpmath.sqrt(vk[0])) for wk, mk, vk in zip(w, means, var))
                     return prior * mpmath.npdf(xv, b * u, a)
 
-                cuts = sorted({mk[0] + j * mpmath.sqrt(vk[0]) for mk, vk in zip(means, var) for j in (-14, -7, 0, 7, 14)})
+                # pieces between the prior's and the likelihood's (x/beta +- k alpha/beta) scale points
+                cuts = {mk[0] + j * mpmath.sqrt(vk[0]) for mk, vk in zip(means, var) for j in (-14, -7, 0, 7, 14)}
+                cuts |= {xv / b + j * a / b for j in (-14, -7, -3, 0, 3, 7, 14)}
+                lo, hi = min(m[0] for m in means) - 14 * 2, max(m[0] for m in means) + 14 * 2
+                cuts = sorted(c for c in cuts if lo <= c <= hi)
                 z = mpmath.quad(joint, cuts, method="gauss-legendre")
                 mean_x = mpmath.quad(lambda u: u * joint(u), cuts, method="gauss-legendre") / z
                 worst = max(worst, _rel(ex[0], mean_x), _rel(ez[0], (xv - b * mean_x) / a))
