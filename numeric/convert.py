@@ -114,8 +114,9 @@ class NumericConversion:
         self.conversion: Conversion | None = conversion
         if conversion is not None and (conversion.A != A or conversion.B != B):
             raise ValueError("the given conversion is for other schedules")
-        if not force_root_find:
-            # committed module, or the closed form generated at run time (one rule: numeric.loader)
+        if not force_root_find and (conversion is None or conversion.closed_form):
+            # committed module, or the closed form generated at run time (one rule: numeric.loader);
+            # a given root-find conversion keeps its route
             key = ("conversion", A.bound.alpha, A.bound.beta, B.bound.alpha, B.bound.beta)
             try:
                 self._ns, _ = load_generated(conversion_module_name(A.name, B.name), [A, B], self._render_closed_form, key)
