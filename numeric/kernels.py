@@ -16,7 +16,6 @@ import torch
 from lazysi.symbolic.codegen import module_digest, render_module
 from lazysi.symbolic.schedule import Schedule
 
-from .loader import is_builtin as _is_builtin  # noqa: F401  (kept for existing importers)
 from .loader import load_generated
 
 __all__ = [

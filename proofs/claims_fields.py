@@ -24,7 +24,7 @@ from lazysi.symbolic.schedule import Schedule, t
 from .oracles import MpSchedule, mp_mixture_fields, mp_mixture_log_density
 from .registry import Claim, Context, NumericOutcome, SymbolicOutcome, register
 
-__all__ = ["MpSchedule", "random_mixture", "mp_fields", "rel"]
+__all__ = ["MpSchedule", "random_mixture", "mp_fields", "rel", "c7_symbolic"]
 
 
 def random_mixture(seed: int, k: int = 2, dim: int = 1) -> tuple[list, list, list]:
@@ -225,7 +225,7 @@ register(
 
 
 # ------------------------------------------------------------------------------------ C7
-def _c7_symbolic(ctx: Context) -> SymbolicOutcome:
+def c7_symbolic(ctx: Context) -> SymbolicOutcome:
     """Independent of the derivation (completing the square): the orthogonality principle.
     With I = alpha Z + beta X, E[(X - eta_X(I)) I^k] = 0 for k = 0, 1 and the same for Z, where the
     moments are E[X] = m, E[X^2] = d + m^2, E[Z] = 0, E[Z^2] = 1, E[XZ] = 0. For jointly Gaussian
@@ -288,7 +288,7 @@ register(
         "Gaussian data: for X ~ N(m, Sigma) the fields are affine in x (I_t ~ N(beta m, alpha^2 I + beta^2 Sigma)); "
         "for mixtures they are softmax-weighted sums",
         ("per eigen-direction of Sigma = U diag(d) U^T", "mixture weights by Bayes' rule"),
-        _c7_symbolic,
+        c7_symbolic,
         _c7_numeric,
         ("eta_x", "eta_z", "log_density"),
     )

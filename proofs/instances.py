@@ -32,7 +32,7 @@ from lazysi.symbolic.lazy import gaussian_drift
 from lazysi.symbolic.limits import endpoint_limit
 from lazysi.symbolic.schedule import Schedule, t
 
-from .claims_conversion import _c4_residuals, _c5_residuals, _c6_residuals, _numeric_zero, _zero
+from .claims_conversion import c4_residuals, c5_residuals, c6_residuals, numeric_zero, reduces_to_zero
 from .oracles import MpSchedule, mp_mixture_fields, mp_mixture_log_density
 from .registry import Claim, Context, NumericOutcome, SymbolicOutcome
 
@@ -52,7 +52,7 @@ class Instances:
 def _reduces(expr: sp.Expr, var: sp.Symbol = t) -> str:
     """``proved`` / ``numeric-only`` / ``failed`` for "expr = 0 on (0, 1)"."""
     expr = sp.sympify(expr)
-    if _zero(expr) is True:
+    if reduces_to_zero(expr) is True:
         return "proved"
     f = sp.lambdify(var, expr, modules="mpmath")
     with mpmath.workdps(40):
@@ -174,9 +174,9 @@ def _conversion_claims(label: str, conv: Conversion) -> list[Claim]:
         def symbolic(ctx: Context) -> SymbolicOutcome:
             parts, status = [], "proved"
             for i, r in enumerate(residuals_of(conv)):
-                if _zero(r) is True:
+                if reduces_to_zero(r) is True:
                     parts.append(f"{i}: 0")
-                elif _numeric_zero(r, max(ctx.digits, 30)):
+                elif numeric_zero(r, max(ctx.digits, 30)):
                     parts.append(f"{i}: numerically 0")
                     status = "numeric-only"
                 else:
@@ -217,16 +217,16 @@ def _conversion_claims(label: str, conv: Conversion) -> list[Claim]:
 
     return [
         Claim(f"{label}:C4", f"conversion {pair} (ODE): I_B = c I_A(tau), b_B = (c'/c) x + c tau' b_A(tau, x/c)", (pair,),
-              sym(_c4_residuals, "C4"), num(0, "b_B(s, x) vs (c'/c) x + c tau' b_A(tau, x/c)")),
+              sym(c4_residuals, "C4"), num(0, "b_B(s, x) vs (c'/c) x + c tau' b_A(tau, x/c)")),
         Claim(f"{label}:C5", f"path conversion {pair} (SDE): eps_B = c^2 tau' eps_A(tau) gives B's SDE drift", (pair,),
-              sym(_c5_residuals, "C5"), num(1, "SDE drift with eps_B = c^2 tau' eps_A(tau), eps_A = eps*_A")),
+              sym(c5_residuals, "C5"), num(1, "SDE drift with eps_B = c^2 tau' eps_A(tau), eps_A = eps*_A")),
         Claim(f"{label}:C6", f"eps* invariance {pair}: eps*_B = c^2 tau' eps*_A(tau)", (pair,),
-              sym(_c6_residuals, "C6"), num(1, "c^2 tau' eps*_A(tau) vs eps*_B")),
+              sym(c6_residuals, "C6"), num(1, "c^2 tau' eps*_A(tau) vs eps*_B")),
     ]
 
 
 def _c7(label: str, sch: Schedule) -> Claim:
-    from .claims_fields import _c7_symbolic
+    from .claims_fields import c7_symbolic
 
     def numeric(ctx: Context) -> NumericOutcome:
         ms, worst = MpSchedule(sch), mpmath.mpf(0)
@@ -250,7 +250,7 @@ def _c7(label: str, sch: Schedule) -> Claim:
                 worst = max(worst, _rel(ex[0], mean_x), _rel(ez[0], (xv - b * mean_x) / a))
         return NumericOutcome(float(worst), 10.0 ** (8 - ctx.digits), ctx.digits, "oracle fields vs mpmath.quad of the joint density")
 
-    return Claim(f"{label}:C7", f"Gaussian data on {label}: fields affine in x, mixture fields = posterior-weighted sums", (str(sch),), _c7_symbolic, numeric)
+    return Claim(f"{label}:C7", f"Gaussian data on {label}: fields affine in x, mixture fields = posterior-weighted sums", (str(sch),), c7_symbolic, numeric)
 
 
 def _c13(label: str, sch: Schedule) -> tuple[Claim | None, str]:
