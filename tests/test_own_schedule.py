@@ -216,3 +216,34 @@ def test_no_import_cycles_named_in_issue_14():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_pytest_plugin_conftest_one_liner(tmp_path):
+    (tmp_path / "my_claims").mkdir()
+    (tmp_path / "my_claims" / "good.py").write_text(USER_CLAIM)
+    (tmp_path / "my_claims" / "bad.py").write_text(WRONG_CLAIM)
+    (tmp_path / "conftest.py").write_text('from lazysi.proofs.pytest_plugin import collect_claims; collect_claims("my_claims/")\n')
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "1 failed, 1 passed" in proc.stdout and "claim U9 failed" in proc.stdout
+
+
+def test_entry_point_group_registers_claims_and_reports_broken_ones(tmp_path, monkeypatch):
+    import importlib.metadata as md
+
+    from lazysi.proofs import registry
+
+    (tmp_path / "thirdparty_claims.py").write_text(
+        USER_CLAIM.replace('register(Claim("U1"', 'CLAIM = (Claim("T1"') + "\n\ndef claims():\n    return [CLAIM]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [md.EntryPoint("third", "thirdparty_claims:claims", registry.ENTRY_POINT_GROUP),
+           md.EntryPoint("broken", "no_such_module_xyz", registry.ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(md, "entry_points", lambda group=None: [e for e in eps if e.group == group])
+    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", [])
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    assert registry.load_entry_points() == ["third", "broken"]
+    assert "T1" in registry.REGISTRY and "EP:broken" in registry.REGISTRY
+    r = registry.run_claim(registry.REGISTRY["EP:broken"], registry.Context())
+    assert not r.passed and "ModuleNotFoundError" in r.symbolic_detail
+    assert registry.run_claim(registry.REGISTRY["T1"], registry.Context()).passed
