@@ -40,39 +40,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _split_sched(text: str) -> tuple[str | None, str | None, str | None]:
+def _split_sched(text: str, flag: str = "--from") -> tuple[str | None, str | None, str | None]:
     """``family`` or ``alpha=...,beta=...`` -> (family, alpha, beta)."""
+    from lazysi.symbolic.target import TargetError, split_schedule_spec
+
     text = text.strip()
     if "=" not in text:
         return text, None, None
-    parts: dict[str, str] = {}
-    depth, start = 0, 0
-    pieces = []
-    for i, ch in enumerate(text):
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            pieces.append(text[start:i])
-            start = i + 1
-    pieces.append(text[start:])
-    for piece in pieces:
-        if "=" not in piece:
-            raise UsageError(f"schedule {text!r}: expected alpha=EXPR,beta=EXPR")
-        k, v = piece.split("=", 1)
-        k = k.strip()
-        if k not in ("alpha", "beta") or k in parts:
-            raise UsageError(f"schedule {text!r}: expected exactly alpha=EXPR,beta=EXPR (got {k!r})")
-        parts[k] = v.strip()
-    if set(parts) != {"alpha", "beta"}:
-        raise UsageError(f"schedule {text!r}: both alpha= and beta= are required")
-    return None, parts["alpha"], parts["beta"]
+    try:
+        alpha, beta = split_schedule_spec(text, flag)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    return None, alpha, beta
 
 
 def _schedule(text: str, params: list[str] | None, flag: str = "--from"):
     from lazysi.cmd_derive import parse_params, schedule_from_args
     from lazysi.symbolic.families import FAMILIES
 
-    fam, alpha, beta = _split_sched(text)
+    fam, alpha, beta = _split_sched(text, flag)
     values = parse_params(params)
     if fam is not None:
         if fam not in FAMILIES:
