@@ -31,7 +31,7 @@ import mpmath
 import sympy as sp
 import torch
 
-from lazysi.symbolic.codegen import compile_module
+from lazysi.symbolic.codegen import GENERATOR_VERSION, compile_module
 from lazysi.symbolic.emit import EmitError, EmittedModule, regenerate
 from lazysi.symbolic.fields import D
 from lazysi.symbolic.schedule import t as T_SYM
@@ -99,6 +99,12 @@ class ModuleReport:
 
 def _first_difference(got: str, want: str, module: EmittedModule) -> str:
     a, b = got.splitlines(), want.splitlines()
+    import re
+
+    version = re.search(r"\(version ([^)]*)\)", a[0]) if a else None
+    if version and version.group(1) != GENERATOR_VERSION:
+        return (f"written by generator version {version.group(1)}, this lazysi generates version {GENERATOR_VERSION}: "
+                "emit it again with this lazysi (or check it with the lazysi that wrote it)")
     for i in range(max(len(a), len(b))):
         la = a[i] if i < len(a) else "<end of file>"
         lb = b[i] if i < len(b) else "<end of file>"

@@ -247,3 +247,38 @@ def test_entry_point_group_registers_claims_and_reports_broken_ones(tmp_path, mo
     r = registry.run_claim(registry.REGISTRY["EP:broken"], registry.Context())
     assert not r.passed and "ModuleNotFoundError" in r.symbolic_detail
     assert registry.run_claim(registry.REGISTRY["T1"], registry.Context()).passed
+
+
+def test_other_generator_version_is_named(linear_module, tmp_path):
+    old = tmp_path / "old.py"
+    old.write_text(linear_module.read_text().replace("(version 2)", "(version 1)", 1))
+    report = module_check.check_module(old)
+    assert not report.passed and "generator version 1" in report.difference
+
+
+def test_one_loader_rule_committed_or_runtime():
+    """numeric.loader: the committed module serves a built-in family when it takes the parameters
+    (or they are at their defaults); anything else is generated at run time, once per definition."""
+    from lazysi.numeric.convert import NumericConversion
+    from lazysi.numeric.gaussian import GaussianFieldKernels
+    from lazysi.numeric.generated import fields_vp, linear, polynomial, vp
+    from lazysi.numeric.kernels import NumericSchedule
+    from lazysi.symbolic.families import family
+    from lazysi.symbolic.schedule import Schedule
+
+    assert NumericSchedule(family("vp", sigma=0.7))._ns is vars(vp)  # takes sigma as an argument
+    assert NumericSchedule(family("vp", sigma=0.7))._kw == {"sigma": 0.7}
+    assert NumericSchedule(family("polynomial"))._ns is vars(polynomial)  # bound module at its defaults
+    other = NumericSchedule(family("polynomial", p=3))
+    assert other._ns is not vars(polynomial) and other._ns is NumericSchedule(family("polynomial", p=3))._ns
+    tt = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    assert torch.allclose(other.alpha(tt), (1 - tt) ** 3, rtol=1e-15, atol=0)
+    renamed = NumericSchedule(Schedule("linear", family("linear").alpha, family("linear").beta))
+    assert renamed._ns is vars(linear)  # the family's own definition
+    assert NumericSchedule(Schedule.from_strings("1 - t", "t"))._ns is not vars(linear)  # a user schedule: run time
+    assert GaussianFieldKernels(NumericSchedule(family("vp", sigma=0.7)))._ns is vars(fields_vp)
+    assert NumericConversion(family("linear"), family("vp")).closed_form
+    conv = NumericConversion(family("linear"), family("vp", sigma=0.7))
+    from lazysi.numeric.generated import convert_linear__vp
+
+    assert conv._ns is not vars(convert_linear__vp)  # conversion modules take no parameters
