@@ -46,7 +46,15 @@ class CodegenError(ValueError):
     """An expression cannot be turned into torch code (names the construct)."""
 
 
+class _PlainLog(sp.Function):
+    """``log`` that sympy does not combine with a surrounding ``exp``/``expm1`` (printing only:
+    ``expm1(c log t)`` would otherwise evaluate back to ``t^c - 1``)."""
+
+    nargs = 1
+
+
 _FUNCS = {
+    _PlainLog: "torch.log",
     sp.sin: "torch.sin",
     sp.cos: "torch.cos",
     sp.tan: "torch.tan",
@@ -318,9 +326,59 @@ def _horner(expr: sp.Expr, time_vars: set) -> sp.Expr:
     return expr
 
 
+_TIME_NAMES = ("t", "s", "_u")
+
+
+def _power_term(term: sp.Expr, v: sp.Symbol) -> tuple[sp.Expr, sp.Rational] | None:
+    """``(k, a)`` when ``term = k v^a`` with ``a`` rational and ``k`` free of ``v``."""
+    k, dep = term.as_independent(v, as_Add=False)
+    if dep == 1:
+        return k, sp.Integer(0)
+    if dep == v:
+        return k, sp.Integer(1)
+    if dep.is_Pow and dep.base == v and dep.exp.is_Rational:
+        return k, dep.exp
+    return None
+
+
+def _stable_powers(e: sp.Add) -> sp.Expr:
+    """Sums of fractional powers of one time variable ``v``, rewritten without under-/overflow
+    and cancellation (only when two exponents differ by a non-integer; integer steps such as
+    ``t - t^2`` are exact enough as they are):
+
+    * ``sum_i k_i v^(a_i)`` with smallest exponent ``a != 0`` -> ``v^a sum_i k_i v^(a_i - a)``
+      (the power can then cancel against, or split off, its surroundings: ``sqrt(t^(3/2) - t^2)``
+      does not underflow at t = 1e-300);
+    * ``k v^a - k v^b`` (``b - a > 0``; ``a`` may be 0) -> ``-k v^a expm1((b - a) log v)`` (``1 - v^c``
+      loses every digit as ``v -> 1``)."""
+    times = [v for v in e.free_symbols if v.name in _TIME_NAMES]
+    if len(times) != 1:
+        return e
+    (var,) = times
+    terms = []
+    for arg in e.args:
+        pt = _power_term(arg, var)
+        if pt is None:
+            return e
+        terms.append((pt[0], var, pt[1]))
+    exps = [p[2] for p in terms]
+    lo = min(exps)
+    if all((x - lo).is_integer for x in exps):
+        return e
+    if lo != 0:
+        inner = sp.Add(*[k * var ** (x - lo) for k, _, x in terms])
+        return var**lo * _stable_powers(inner) if isinstance(inner, sp.Add) else var**lo * inner
+    if len(terms) == 2:
+        (k, _, a), (k2, _, b) = sorted(terms, key=lambda p: p[2])
+        if sp.simplify(k + k2) == 0:
+            return -k * _Expm1((b - a) * _PlainLog(var), evaluate=False)
+    return e
+
+
 def stabilize(expr: sp.Expr) -> sp.Expr:
     """Numerically stable rewriting before printing: differences of exponentials become ``expm1``
-    (see :func:`_stable_add`), ``log(1 + x)`` becomes ``log1p(x)``. Mathematically the identity."""
+    (see :func:`_stable_add`), differences of fractional powers too (:func:`_stable_powers`),
+    ``log(1 + x)`` becomes ``log1p(x)``. Mathematically the identity."""
     if expr.is_Atom or not expr.args:
         return expr
     args = tuple(stabilize(a) for a in expr.args)
@@ -328,6 +386,8 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
         expr = expr.func(*args)
     if isinstance(expr, sp.Add) and expr.has(sp.exp):
         expr = _stable_add(expr)
+    if isinstance(expr, sp.Add):
+        expr = _stable_powers(expr)
     if isinstance(expr, sp.log) and isinstance(expr.args[0], sp.Add):
         coeff, rest = expr.args[0].as_coeff_Add()
         if coeff == 1 and rest != 0:

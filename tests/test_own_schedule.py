@@ -282,3 +282,14 @@ def test_one_loader_rule_committed_or_runtime():
     from lazysi.numeric.generated import convert_linear__vp
 
     assert conv._ns is not vars(convert_linear__vp)  # conversion modules take no parameters
+
+
+def test_nu_lazy_module_with_fractional_powers_passes(tmp_path, capsys):
+    """alpha = 0.7 sqrt(t^(3/2) - t^2) (the nu = 3 lazy schedule): t^(3/2) underflows at t = 1e-300
+    and 1 - sqrt(t) cancels near t = 1 unless the generator rewrites them (codegen._stable_powers);
+    the module check measures both ends at 30 digits."""
+    path = tmp_path / "nu3.py"
+    assert main(["derive", "--lazy", "sde", "--nu", "3", "--sigma", "0.7", "--emit-torch", str(path), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--module", str(path)]) == 0, capsys.readouterr().err
+    assert "expm1" in path.read_text()
