@@ -650,6 +650,32 @@ def _drop_needless_guards(fn: GeneratedFunction, var: sp.Symbol, values: Mapping
     return GeneratedFunction(fn.name, fn.source, fn.body, tuple(keep), fn.reflected, fn.whole)
 
 
+def _inline_constant_arguments(replacements, reduced_all):
+    """cse may name a constant (``_x0 = pi/252``) that is then the whole argument of a torch
+    function (``torch.cos(_x0)``), which torch refuses for a Python float. Such temporaries are
+    substituted back, so that the printer folds the constant call into one float literal; every
+    other temporary (and hence every function that already worked) is left as it is."""
+    consts: dict[sp.Symbol, sp.Expr] = {}
+    for sym, sub in replacements:
+        value = sub.xreplace(consts)
+        if not value.free_symbols:
+            consts[sym] = value
+    if not consts:
+        return replacements, reduced_all
+    exprs = [sub for _, sub in replacements] + list(reduced_all)
+    bad = set()
+    for e in exprs:
+        for node in sp.preorder_traversal(e):
+            calls = isinstance(node, sp.Function) or (node.is_Pow and not (node.exp.is_Integer and abs(node.exp) <= 4))
+            if calls and node.free_symbols and node.free_symbols <= set(consts):
+                bad |= node.free_symbols
+    if not bad:
+        return replacements, reduced_all
+    sub_bad = {k: consts[k] for k in bad}
+    kept = [(sym, sub.xreplace(sub_bad)) for sym, sub in replacements if sym not in bad]
+    return kept, [e.xreplace(sub_bad) for e in reduced_all]
+
+
 def render_function(
     fn: GeneratedFunction,
     var: sp.Symbol,
@@ -668,6 +694,7 @@ def render_function(
         bodies = [fn.body, fn.reflected]
     bodies = [_horner(stabilize(b), {var, _U}) for b in bodies]
     replacements, reduced_all = sp.cse(bodies, symbols=sp.numbered_symbols("_x"), optimizations=None)
+    replacements, reduced_all = _inline_constant_arguments(replacements, reduced_all)
     reduced = reduced_all[0]
     printer = TorchPrinter(names)
     sig_params = "".join(f", {pname}: float = {default!r}" for _, pname, default in params)
