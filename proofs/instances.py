@@ -155,13 +155,19 @@ def _c3(label: str, sch: Schedule) -> Claim:
         with mpmath.workdps(ctx.digits + 20):
             tiny = mpmath.mpf(10) ** (-(ctx.digits + 5))
             if sch.point_mass:
-                lim = endpoint_limit(sch.eps_star, 0)
-                err = _rel(ms("eps_star", tiny), mpmath.mpf(sp.N(lim, ctx.digits + 20)))
-                tol = 10.0 ** (10 - ctx.digits)
+                # eps* approaches its finite limit at a schedule-dependent rate (e.g. sqrt(t)):
+                # the gap must shrink from t = 1e-(digits/2) to t = 1e-(digits+5) and be small there
+                lim = mpmath.mpf(sp.N(endpoint_limit(sch.eps_star, 0), ctx.digits + 20))
+                near = mpmath.mpf(10) ** (-(ctx.digits // 2))
+                gap_tiny, gap_near = _rel(ms("eps_star", tiny), lim), _rel(ms("eps_star", near), lim)
+                err = gap_tiny if gap_tiny <= gap_near else mpmath.inf
+                tol = 1e-6
+                where = f"|eps* - lim| / max(1, |lim|) = {mpmath.nstr(gap_tiny, 3)} at t = 1e-{ctx.digits + 5} (shrinking from {mpmath.nstr(gap_near, 3)} at 1e-{ctx.digits // 2})"
             else:
                 err = abs(ms("eps_star", tiny) * ms("beta", tiny) / ms("beta_dot", tiny) - 1)
                 tol = 1e-3
-        return NumericOutcome(float(err), tol, ctx.digits, f"at t = 1e-{ctx.digits + 5}")
+                where = f"eps* beta / beta_dot - 1 at t = 1e-{ctx.digits + 5}"
+        return NumericOutcome(float(err), tol, ctx.digits, where)
 
     kind = "point mass: eps* finite at 0" if sch.point_mass else "standard: eps* ~ beta_dot/beta -> oo at 0"
     return Claim(f"{label}:C3", f"base of {label} ({kind})", (str(sch),), symbolic, numeric)
