@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .codegen import CodegenError, module_digest, module_preamble, render_functions
+from .codegen import module_digest, module_preamble, render_functions
 from .expr import ExpressionError, param_symbol, parse_expression
 from .fields import D, field_kernels, render_field_functions, velocity_gain
 from .schedule import Param, Schedule, t
@@ -49,6 +49,11 @@ __all__ = [
     "render_emitted",
     "read_spec",
     "regenerate",
+    "schedule_spec",
+    "conversion_spec",
+    "FIELD_FUNCTIONS",
+    "MAP_FUNCTIONS",
+    "GLUE_FUNCTIONS",
 ]
 
 SPEC_PREFIX = "# lazysi-spec: "
@@ -347,5 +352,4 @@ def conversion_spec(source: Schedule, target: Schedule, eps: str = "zero") -> Em
     return EmitSpec("conversion", ScheduleSpec.from_schedule(source), ScheduleSpec.from_schedule(target), eps)
 
 
-__all__ += ["schedule_spec", "conversion_spec", "FIELD_FUNCTIONS", "MAP_FUNCTIONS", "GLUE_FUNCTIONS", "CodegenError"]
 
