@@ -112,7 +112,7 @@ def summary_line(results: Sequence[ClaimResult]) -> str:
 #: what the claim-id prefixes mean (the table's legend shows those present)
 GROUPS = (
     ("C", "claims C1-C16 of docs/MATH.md (the theory)"),
-    ("K", "generated torch kernels equal their sympy definitions (K0: committed modules = generator output)"),
+    ("K", "generated torch kernels equal their sympy definitions (K0: committed modules = generator)"),
     ("P", "peer libraries' formulas (flow_matching, diffusers, SiT) agree with ours"),
     ("EP", "claims registered by installed packages (entry-point group lazysi.claims)"),
 )
@@ -139,7 +139,10 @@ def legend(results: Sequence[ClaimResult]) -> list[str]:
     if "other" in present:
         others = [r.id for r in results if _group(r.id) == "other"]
         lines.append(f"  other: user claims ({', '.join(others[:6])}{', ...' if len(others) > 6 else ''})")
-    return ["groups:"] + lines if lines else []
+    import textwrap
+
+    wrapped = [w for line in lines for w in textwrap.wrap(line, TABLE_WIDTH, subsequent_indent=" " * 7)]
+    return ["groups:"] + wrapped if wrapped else []
 
 
 TABLE_WIDTH = 100

@@ -191,6 +191,8 @@ def test_table_fits_100_columns_with_legend_and_plural():
     from lazysi.proofs.verify import render_table
 
     r = ClaimResult("C2", "x " * 120, "proved", "", 1e-40, 1e-25, 30, "", True, 0.1)
+    groups = [ClaimResult(i, "y", "proved", "", 0.0, 1.0, 30, "", True, 0.0) for i in ("K0", "P1", "EP:x", "S:C1", "U1")]
+    assert max(len(line) for line in render_table([r, *groups]).splitlines()) <= 100
     text = render_table([r])
     assert max(len(line) for line in text.splitlines()) <= 100
     assert "the 1 claim passed" in text and "claims C1-C16 of docs/MATH.md" in text
