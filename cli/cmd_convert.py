@@ -13,6 +13,8 @@ EPILOG = """examples:
   lazysi convert --from linear --to point-mass --param sigma=0.5 --eps optimal
   lazysi convert --from linear --to "alpha=cos(pi*t/2),beta=sin(pi*t/2)" --eps nu=0.5
   lazysi convert --from vp --to linear --eps "s*(1-s)"
+  lazysi convert --from linear --to point-mass --eps optimal --emit-torch conv.py
+  lazysi verify --module conv.py        # regenerate + compare + mpmath check of the file
 
 SCHED is a family name (its parameters from --param) or "alpha=EXPR,beta=EXPR" in t.
 --param applies to both schedules where the name is declared (e.g. sigma).
@@ -32,42 +34,31 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter value (repeatable)")
     p.add_argument("--eps", default="zero", metavar="zero|optimal|nu=V|EXPR", help="target diffusion coefficient eps_B(s) (default zero: the ODE)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--emit-torch", metavar="FILE",
+                   help="write one torch module to FILE: A's kernels and Gaussian fields, the maps tau, tau', c, c'/c, "
+                        "c^2 tau', eps_B(s) and the converted drift; check it with `lazysi verify --module FILE`")
     return p
 
 
-def _split_sched(text: str) -> tuple[str | None, str | None, str | None]:
+def _split_sched(text: str, flag: str = "--from") -> tuple[str | None, str | None, str | None]:
     """``family`` or ``alpha=...,beta=...`` -> (family, alpha, beta)."""
+    from lazysi.symbolic.target import TargetError, split_schedule_spec
+
     text = text.strip()
     if "=" not in text:
         return text, None, None
-    parts: dict[str, str] = {}
-    depth, start = 0, 0
-    pieces = []
-    for i, ch in enumerate(text):
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            pieces.append(text[start:i])
-            start = i + 1
-    pieces.append(text[start:])
-    for piece in pieces:
-        if "=" not in piece:
-            raise UsageError(f"schedule {text!r}: expected alpha=EXPR,beta=EXPR")
-        k, v = piece.split("=", 1)
-        k = k.strip()
-        if k not in ("alpha", "beta") or k in parts:
-            raise UsageError(f"schedule {text!r}: expected exactly alpha=EXPR,beta=EXPR (got {k!r})")
-        parts[k] = v.strip()
-    if set(parts) != {"alpha", "beta"}:
-        raise UsageError(f"schedule {text!r}: both alpha= and beta= are required")
-    return None, parts["alpha"], parts["beta"]
+    try:
+        alpha, beta = split_schedule_spec(text, flag)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    return None, alpha, beta
 
 
-def _schedule(text: str, params: list[str] | None):
+def _schedule(text: str, params: list[str] | None, flag: str = "--from"):
     from lazysi.cmd_derive import parse_params, schedule_from_args
     from lazysi.symbolic.families import FAMILIES
 
-    fam, alpha, beta = _split_sched(text)
+    fam, alpha, beta = _split_sched(text, flag)
     values = parse_params(params)
     if fam is not None:
         if fam not in FAMILIES:
@@ -75,7 +66,9 @@ def _schedule(text: str, params: list[str] | None):
         known = {p.name for p in FAMILIES[fam].params}
         mine = [f"{k}={v}" for k, v in values.items() if k in known]
         return schedule_from_args(fam, None, None, mine)
-    return schedule_from_args(None, alpha, beta, [f"{k}={v}" for k, v in values.items()])
+    from lazysi.cmd_derive import schedule_from_strings
+
+    return schedule_from_strings(alpha, beta, values, names=(f"{flag} alpha", f"{flag} beta"))
 
 
 def conversion_report(A, B, eps_spec: str) -> dict:
@@ -99,9 +92,14 @@ def conversion_report(A, B, eps_spec: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    A = _schedule(args.source, args.param)
-    B = _schedule(args.target, args.param)
+    A = _schedule(args.source, args.param, "--from")
+    B = _schedule(args.target, args.param, "--to")
     out = conversion_report(A, B, args.eps)
+    if args.emit_torch:
+        from lazysi.cmd_derive import emit_module
+
+        emit_module(args.emit_torch, "conversion", A, B, args.eps)
+        out["emitted"] = args.emit_torch
     if args.json:
         print(json.dumps(out, indent=2))
         return 0

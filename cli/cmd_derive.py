@@ -1,4 +1,8 @@
-"""``lazysi derive``: derive a schedule's quantities and validity report."""
+"""``lazysi derive``: derive a schedule's quantities and validity report.
+
+Exit status: 0 when the schedule is valid, 1 when it violates a validity condition (each
+condition is listed with how it was decided), 2 on bad usage or a refused expression.
+"""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +20,10 @@ EPILOG = """examples:
   lazysi derive --lazy sde --sigma 0.7 --json        # eps = eps*: the point-mass schedule
   lazysi derive --lazy ode --sigma 1                 # eps = 0: variance preserving
   lazysi derive --lazy sde --nu 3 --sigma 0.7 --emit-torch lazy_nu3.py
+  lazysi verify --module lazy_nu3.py                 # regenerate + compare + mpmath check of the file
+
+exit status: 0 valid schedule; 1 the schedule violates a validity condition (listed);
+2 bad usage or a refused expression (the message names the argument).
 """
 
 
@@ -47,6 +55,27 @@ def schedule_from_args(family: str | None, alpha: str | None, beta: str | None, 
         return make_family(family, **{k: as_number(v, k) for k, v in values.items()})
     if alpha is None or beta is None:
         raise UsageError("give --family NAME, or both --alpha EXPR and --beta EXPR")
+    return schedule_from_strings(alpha, beta, values)
+
+
+def schedule_from_strings(alpha: str, beta: str, values: dict[str, str], names: tuple[str, str] = ("--alpha", "--beta")):
+    """:meth:`Schedule.from_strings` with errors that name the argument (``--alpha``, ``--beta``,
+    ``--param NAME``)."""
+    from lazysi.symbolic.expr import ExpressionError, param_symbol, parse_expression
+    from lazysi.symbolic.schedule import Schedule, as_number
+
+    symbols = {}
+    for k, v in values.items():
+        try:
+            as_number(v, k)
+        except ExpressionError as exc:
+            raise UsageError(f"--param {k}: {exc}") from None
+        symbols[k] = param_symbol(k)
+    for name, text in zip(names, (alpha, beta)):
+        try:
+            parse_expression(text, symbols)
+        except ExpressionError as exc:
+            raise UsageError(f"{name}: {exc}") from None
     return Schedule.from_strings(alpha, beta, values)
 
 
@@ -63,7 +92,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "derive",
         help="derive alpha_dot, beta_dot, lambda, eps* and the validity report of a schedule",
-        description="Derive a schedule's quantities with sympy and check its validity conditions.",
+        description="Derive a schedule's quantities with sympy and check its validity conditions. "
+        "Exit status 1 when the schedule is invalid (the violated conditions are listed), 2 on bad usage.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -71,7 +101,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--latex", action="store_true", help="print LaTeX instead of plain text")
     p.add_argument("--digits", type=int, default=30, help="precision of numeric validity checks (default 30)")
-    p.add_argument("--emit-torch", metavar="FILE", help="write the generated, verified torch module to FILE")
+    p.add_argument("--emit-torch", metavar="FILE",
+                   help="write one torch module to FILE: schedule kernels, Gaussian-data fields and drift for N(m, Sigma); "
+                        "check it later with `lazysi verify --module FILE`")
     lazy = p.add_argument_group("lazy schedules (derived by sympy for N(mu, sigma^2 I) data)")
     lazy.add_argument("--lazy", choices=("ode", "sde"), help="derive the lazy schedule: ode (eps = 0) or sde (eps = nu eps*)")
     lazy.add_argument("--nu", help="eps = nu eps* for --lazy sde (default 1, the optimal SDE)")
@@ -145,10 +177,33 @@ def derive_report(schedule, digits: int = 30) -> dict:
             "data_scale": sp.sstr(b.data_scale),
             "point_mass": report.point_mass,
             "valid": report.valid,
-            "conditions": [c.as_dict() for c in report.conditions],
+            "conditions": [dict(c.as_dict(), detail=condition_detail(c.detail)) for c in report.conditions],
         }
     )
     return out
+
+
+def condition_detail(detail: str) -> str:
+    """The validity report's detail in derive's wording: a condition such as ``alpha_dot < 0`` is
+    checked as the positivity of ``-alpha_dot``, so "proved positivity" is reported as "proved"."""
+    return detail.replace("sympy proved positivity on (0,1)", "proved by sympy on (0,1)")
+
+
+def emit_module(path: str, kind: str, source, target=None, eps: str | None = None) -> None:
+    """Write the emitted module (:mod:`lazysi.symbolic.emit`) for a schedule or a conversion."""
+    from lazysi.symbolic.codegen import CodegenError
+    from lazysi.symbolic.emit import EmitError, conversion_spec, render_emitted, schedule_spec
+
+    spec = schedule_spec(source) if kind == "schedule" else conversion_spec(source, target, eps or "zero")
+    try:
+        text = render_emitted(spec).source
+    except (EmitError, CodegenError) as exc:
+        raise UsageError(f"--emit-torch: {exc}") from None
+    try:
+        with open(path, "w") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"--emit-torch: cannot write {path!r}: {exc.strerror or exc}") from None
 
 
 def _tidy(e: sp.Expr) -> sp.Expr:
@@ -168,10 +223,7 @@ def run(args: argparse.Namespace) -> int:
     out = derive_report(schedule, digits=args.digits)
     out.update(extra)
     if args.emit_torch:
-        from lazysi.numeric.fields.schedule import render_schedule_module
-
-        with open(args.emit_torch, "w") as fh:
-            fh.write(render_schedule_module(schedule.bound))
+        emit_module(args.emit_torch, "schedule", schedule)
         out["emitted"] = args.emit_torch
     if args.json:
         print(json.dumps(out, indent=2))
@@ -188,5 +240,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"valid      = {out['valid']}")
         for c in out["conditions"]:
             mark = "ok  " if c["holds"] else "FAIL"
-            print(f"  [{mark}] {c['name']} ({c['how']}: {c['detail']})")
+            print(f"  [{mark}] {c['name']} ({c['how']}: {condition_detail(c['detail'])})")
     return 0 if out["valid"] else 1

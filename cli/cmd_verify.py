@@ -21,6 +21,16 @@ EPILOG = """examples:
   lazysi verify --json > claims.json
   lazysi verify --report claims.md --out results/verify
   lazysi verify --mutate              # mutation score of the harness itself
+  lazysi verify --module my_schedule.py        # an emitted module: regenerate, compare, mpmath check
+  lazysi verify --schedule "alpha=cos(pi*t/2)**2,beta=sin(pi*t/2)**2"   # C1-C7 (C13) for it
+  lazysi verify --convert "linear->alpha=sqrt(t*(1-t)),beta=t"          # C4-C6 for A -> B
+  lazysi verify --claims my_claims/            # your claim modules beside ours
+  lazysi verify --wide                         # statements on one line (default: wrapped to 100 columns)
+
+groups of claim ids: C = the theory (docs/MATH.md), K = generated kernels, P = peer libraries,
+S:/A->B: = instantiated for --schedule/--convert, EP: = entry-point group lazysi.claims.
+exit status: 0 all pass; 1 a claim or a module check fails (named); 2 bad usage or an invalid
+schedule (the violated condition is named).
 """
 
 
@@ -46,6 +56,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true",
                    help="recompute everything cached: mpmath references, the regeneration check, derived conversions, proved identities")
     p.add_argument("--sample", type=int, default=None, metavar="N", help="with --mutate: only N mutants (spread evenly)")
+    p.add_argument("--wide", action="store_true", help="statements on one line (default: wrapped to fit 100 columns)")
+    user = p.add_argument_group("your schedules, modules and claims")
+    user.add_argument("--module", action="append", metavar="FILE",
+                      help="check a module written by --emit-torch: regenerate from its header, compare byte for byte, "
+                           "check every function against mpmath (repeatable)")
+    user.add_argument("--schedule", metavar="SCHED",
+                      help='instantiate C1-C7 (and C13 where it applies) for "alpha=EXPR,beta=EXPR", an emitted FILE or a family')
+    user.add_argument("--convert", metavar="A->B", help="instantiate C4-C6 for the conversion A -> B (each side as --schedule)")
+    user.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter value for --schedule/--convert (repeatable)")
+    user.add_argument("--claims", action="append", metavar="PATH",
+                      help="a claim module (*.py) or a folder of them, run beside the built-in claims (repeatable)")
     return p
 
 
@@ -57,6 +78,10 @@ def _options(args: argparse.Namespace) -> dict:
         "mutate": bool(args.mutate),
         "sample": args.sample,
         "no_cache": bool(args.no_cache),
+        "module": args.module,
+        "schedule": args.schedule,
+        "convert": args.convert,
+        "claims_paths": args.claims,
         "argv": sys.argv[1:],
         "python": platform.python_version(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -70,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         render_markdown,
         render_table,
         results_as_dicts,
+        run_claims,
         select_claims,
         stderr_progress,
         verify,
@@ -83,6 +109,20 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--sample N needs --mutate and N >= 1")
     if args.report and not args.report.endswith(".md"):
         raise UsageError(f"--report expects a .md file name, got {args.report!r}")
+    given = [n for n, v in (("--module", args.module), ("--schedule", args.schedule), ("--convert", args.convert)) if v]
+    if len(given) > 1 or (given and (args.claim or args.mutate or args.claims)):
+        raise UsageError(f"{' / '.join(given + (['--claim'] if args.claim else []) + (['--claims'] if args.claims else []))}: give one of these at a time")
+    if args.param and not (args.schedule or args.convert):
+        raise UsageError("--param applies to --schedule/--convert")
+    if args.module and args.digits < 30:
+        raise UsageError(f"--module checks at >= 30 digits, got --digits {args.digits}")
+    for path in args.claims or []:
+        from lazysi.proofs.registry import ClaimLoadError, load_claim_files
+
+        try:
+            load_claim_files(path)
+        except ClaimLoadError as exc:
+            raise UsageError(str(exc)) from None
     try:
         select_claims(args.claim)
     except UnknownClaimError as exc:
@@ -99,9 +139,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.mutate:
         return _run_mutate(args, options, out)
+    if args.module:
+        return _run_modules(args)
 
-    results = verify(args.claim, digits=args.digits, quick=args.quick, progress=stderr_progress)
-    print(render_json(results) if args.json else render_table(results))
+    if args.schedule or args.convert:
+        selected = _instances(args)
+        results = run_claims(selected, digits=args.digits, quick=args.quick, progress=stderr_progress)
+    else:
+        results = verify(args.claim, digits=args.digits, quick=args.quick, progress=stderr_progress)
+    print(render_json(results) if args.json else render_table(results, wide=args.wide))
     if args.report:
         Path(args.report).write_text(render_markdown(results, options))
     if out is not None:
@@ -112,6 +158,63 @@ def run(args: argparse.Namespace) -> int:
         print(f"lazysi verify: FAILED claim(s): {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _params(items: list[str] | None) -> dict[str, str]:
+    from lazysi.cmd_derive import parse_params
+
+    return parse_params(items)
+
+
+def _resolve(text: str, params: dict[str, str], what: str):
+    from lazysi.symbolic.families import FAMILIES
+    from lazysi.symbolic.target import TargetError, resolve_target
+
+    name = text.strip()
+    if name in FAMILIES:  # --param applies where the family declares the name
+        params = {k: v for k, v in params.items() if k in {p.name for p in FAMILIES[name].params}}
+    elif "=" not in name:
+        params = {}
+    try:
+        return resolve_target(text, params, what=what)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _instances(args: argparse.Namespace):
+    """The instantiated claims (:mod:`lazysi.proofs.instances`); an invalid schedule raises
+    ScheduleError (exit 2, naming the violated condition)."""
+    from lazysi.proofs.instances import conversion_claims, schedule_claims
+    from lazysi.symbolic.conversion import ConversionError
+
+    params = _params(args.param)
+    if args.schedule:
+        inst = schedule_claims(_resolve(args.schedule, params, "--schedule"), label="S")
+    else:
+        left, sep, right = args.convert.partition("->")
+        if not sep or not left.strip() or not right.strip():
+            raise UsageError(f"--convert expects A->B, got {args.convert!r}")
+        A, B = _resolve(left, params, "--convert A"), _resolve(right, params, "--convert B")
+        try:
+            inst = conversion_claims(A, B, label="A->B")
+        except ConversionError as exc:
+            raise UsageError(f"--convert: {exc}") from None
+    for cid, why in inst.skipped:
+        print(f"lazysi verify: {cid} does not apply: {why}", file=sys.stderr)
+    return list(inst.claims)
+
+
+def _run_modules(args: argparse.Namespace) -> int:
+    from lazysi.proofs.module_check import check_module
+
+    failures = []
+    for path in args.module:
+        report = check_module(path, digits=args.digits)
+        print(report.render())
+        failures += report.failures()
+    for line in failures:
+        print(f"lazysi verify --module: FAILED {line}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def _run_mutate(args: argparse.Namespace, options: dict, out: Path | None) -> int:

@@ -1,41 +1,28 @@
 """Every committed generated module, in one place: ``regenerate_all`` writes or checks them.
 
-Other parts of lazysi that commit generated modules register a ``(module_file, render)`` pair
-in :data:`GENERATORS`; ``render()`` returns the module source.
+The modules that commit generated code are listed in :data:`PROVIDERS`; each exposes
+``module_generators() -> {file name: render}`` where ``render()`` returns the module source
+(schedule kernels: :mod:`lazysi.numeric.fields.schedule`; Gaussian-field coefficients:
+:mod:`lazysi.numeric.fields.gaussian`; conversion maps: :mod:`lazysi.numeric.fields.convert`). To commit a new
+kind of generated module, give its module a ``module_generators`` and add it here.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
-from lazysi.numeric.fields.schedule import GENERATED_DIR, family_module_name, render_schedule_module
+from lazysi.numeric.fields.schedule import GENERATED_DIR
 
-__all__ = ["GENERATORS", "regenerate_all", "generated_sources"]
+__all__ = ["PROVIDERS", "regenerate_all", "generated_sources"]
 
-
-def _schedule_generators() -> dict[str, Callable[[], str]]:
-    from lazysi.symbolic.families import FAMILIES, family
-
-    return {f"{family_module_name(n)}.py": (lambda n=n: render_schedule_module(family(n))) for n in FAMILIES}
-
-
-# Extra generators (fields, conversions, ...) are added by their modules' ``register_generators``.
-GENERATORS: dict[str, Callable[[], str]] = {}
-_EXTRA_PROVIDERS = ("lazysi.numeric.fields.gaussian", "lazysi.numeric.fields.convert")
+PROVIDERS = ("lazysi.numeric.fields.schedule", "lazysi.numeric.fields.gaussian", "lazysi.numeric.fields.convert")
 
 
 def generated_sources() -> dict[str, Callable[[], str]]:
-    import importlib
-
-    out = _schedule_generators()
-    for mod in _EXTRA_PROVIDERS:
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-            continue
-        out.update(getattr(m, "module_generators", dict)())
-    out.update(GENERATORS)
+    """File name (in :data:`~lazysi.numeric.fields.schedule.GENERATED_DIR`) -> renderer, every provider."""
+    out: dict[str, Callable[[], str]] = {}
+    for name in PROVIDERS:
+        out.update(importlib.import_module(name).module_generators())
     return out
 
 

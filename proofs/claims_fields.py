@@ -2,7 +2,7 @@
 
 Convention: ``I_t = alpha Z + beta X``, t = 0 base, t = 1 data. Symbolic halves work on a generic
 schedule (``alpha(t), beta(t)`` sympy Functions) or on every built-in family; numeric halves use
-Gaussian-mixture data (fixed seeds) and the mpmath oracle of :mod:`lazysi.numeric.fields.gaussian`
+Gaussian-mixture data (fixed seeds) and the mpmath oracle of :mod:`lazysi.proofs.oracles`
 (lambdified from the sympy derivation) at ``ctx.digits`` digits, against independent references:
 numerical differentiation (``mpmath.diff``) and quadrature (``mpmath.quad``).
 """
@@ -14,7 +14,6 @@ from functools import lru_cache
 import mpmath
 import sympy as sp
 
-from lazysi.numeric.fields.gaussian import mp_mixture_fields, mp_mixture_log_density
 from lazysi.symbolic.cache import reduced
 from lazysi.symbolic.families import family
 from lazysi.symbolic.fields import ALPHA, BETA, D, M, X, gaussian_fields
@@ -22,25 +21,10 @@ from lazysi.symbolic.lazy import generic_schedule
 from lazysi.symbolic.limits import endpoint_limit
 from lazysi.symbolic.schedule import Schedule, t
 
+from .oracles import MpSchedule, mp_mixture_fields, mp_mixture_log_density
 from .registry import Claim, Context, NumericOutcome, SymbolicOutcome, register
 
-__all__ = ["MpSchedule", "random_mixture", "mp_fields", "rel"]
-
-
-class MpSchedule:
-    """``alpha, beta, alpha_dot, beta_dot, eps_star`` of a schedule (parameters bound) as mpmath
-    functions of t (lambdified sympy; evaluate inside ``mpmath.workdps``)."""
-
-    def __init__(self, schedule: Schedule):
-        b = schedule.bound
-        self.schedule = b
-        self._f = {
-            k: sp.lambdify(t, v, modules="mpmath")
-            for k, v in {"alpha": b.alpha, "beta": b.beta, "alpha_dot": b.alpha_dot, "beta_dot": b.beta_dot, "eps_star": b.eps_star}.items()
-        }
-
-    def __call__(self, name: str, tv) -> mpmath.mpf:
-        return mpmath.mpf(self._f[name](mpmath.mpf(tv)))
+__all__ = ["MpSchedule", "random_mixture", "mp_fields", "rel", "c7_symbolic"]
 
 
 def random_mixture(seed: int, k: int = 2, dim: int = 1) -> tuple[list, list, list]:
@@ -241,7 +225,7 @@ register(
 
 
 # ------------------------------------------------------------------------------------ C7
-def _c7_symbolic(ctx: Context) -> SymbolicOutcome:
+def c7_symbolic(ctx: Context) -> SymbolicOutcome:
     """Independent of the derivation (completing the square): the orthogonality principle.
     With I = alpha Z + beta X, E[(X - eta_X(I)) I^k] = 0 for k = 0, 1 and the same for Z, where the
     moments are E[X] = m, E[X^2] = d + m^2, E[Z] = 0, E[Z^2] = 1, E[XZ] = 0. For jointly Gaussian
@@ -304,7 +288,7 @@ register(
         "Gaussian data: for X ~ N(m, Sigma) the fields are affine in x (I_t ~ N(beta m, alpha^2 I + beta^2 Sigma)); "
         "for mixtures they are softmax-weighted sums",
         ("per eigen-direction of Sigma = U diag(d) U^T", "mixture weights by Bayes' rule"),
-        _c7_symbolic,
+        c7_symbolic,
         _c7_numeric,
         ("eta_x", "eta_z", "log_density"),
     )

@@ -26,9 +26,8 @@ from pathlib import Path
 import sympy as sp
 import torch
 
-from lazysi.numeric.fields.schedule import GENERATED_DIR, KERNEL_NAMES, NumericSchedule, family_module_name
+from lazysi.numeric.fields.schedule import KERNEL_NAMES, NumericSchedule, family_module_name, schedule_module_digest
 from lazysi.symbolic.cache import cache_enabled, cache_root
-from lazysi.symbolic.codegen import source_hash
 from lazysi.symbolic.families import FAMILIES, family
 
 from .mpcheck import mp_value_cached
@@ -245,18 +244,10 @@ def regeneration_check(use_cache: bool = True, allow_slow: bool = True) -> tuple
 
 def _stamp_mismatches() -> list[str]:
     """Schedule modules whose ``SOURCE_SHA256`` stamp is not the hash of the current sympy sources."""
-    from lazysi.numeric.fields.schedule import render_schedule_module  # noqa: F401  (same generator inputs)
-
     bad = []
     for name in FAMILIES:
         mod = module_for(name)
-        s = family(name)
-        params = [(p.symbol, p.name, float(s.value_map[p.name])) for p in s.params]
-        title = f"schedule family {name!r}"
-        if getattr(mod, "PARAMS", {}):
-            expected = source_hash(s.kernels(), title + repr([(p, d) for _, p, d in params]))
-        else:
-            expected = source_hash(s.bound.kernels(), title + repr([]))
+        expected = schedule_module_digest(family(name), bound=not getattr(mod, "PARAMS", {}))
         if getattr(mod, "SOURCE_SHA256", None) != expected:
             bad.append(f"{family_module_name(name)}.py")
     return bad

@@ -37,6 +37,7 @@ import sympy as sp
 from lazysi.symbolic.families import family
 from lazysi.symbolic.schedule import t
 
+from .mutant import Mutant, register_mutants
 from .registry import Claim, Context, NumericOutcome, SymbolicOutcome, register
 
 __all__ = ["FORMULAS", "PEER_MUTANTS", "gaussian_fields"]
@@ -337,9 +338,9 @@ register(Claim(
 
 
 # ------------------------------------------------------------------------- mutants for --mutate
-def PEER_MUTANTS():  # noqa: N802 - a factory listed by lazysi.proofs.mutation
+@register_mutants
+def PEER_MUTANTS():  # noqa: N802 - a factory registered for lazysi.proofs.mutation
     """Wrong versions of each peer formula; the matching P claim must fail on each."""
-    from .mutation import Mutant
 
     def fm_wrong_dt(a_r, s_r_, da_r, ds_r_, snr_inverse, orig):
         out = _fm_transform(a_r, s_r_, da_r, ds_r_, snr_inverse, orig)

@@ -37,6 +37,7 @@ import torch
 
 from lazysi.symbolic.codegen import compile_module
 
+from .mutant import MUTANT_FACTORIES, Mutant
 from .registry import REGISTRY, Context, run_claim
 
 __all__ = [
@@ -51,21 +52,6 @@ __all__ = [
 ]
 
 KINDS = ("constant", "operator", "drop-term", "endpoint-limit", "symbolic")
-
-
-@dataclass(frozen=True)
-class Mutant:
-    """One perturbation. ``apply()`` installs it and returns a function that undoes it;
-    ``compare`` (kernel mutants) returns the mutant's worst deviation from the original on the
-    dense grid, used to decide equivalence of a survivor."""
-
-    id: str
-    kind: str
-    claim_id: str
-    target: str
-    description: str
-    apply: Callable[[], Callable[[], None]] = field(compare=False, repr=False)
-    compare: Callable[[], tuple[float, str]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -418,12 +404,11 @@ def symbolic_mutants(families: list[str] | None = None) -> Iterator[Mutant]:
 
             yield Mutant(f"{name}.{which}~{'constant' if 'constant' in desc else 'factor'}", "symbolic",
                          FAMILY_CLAIMS[name], f"family {name} {which}", f"{which} {desc}", apply)
-    try:
-        from .claims_peers import PEER_MUTANTS
-    except ImportError:  # pragma: no cover - peers module absent
-        return
-    for m in PEER_MUTANTS():
-        yield m
+    from .registry import claims
+
+    claims()  # imports the claim modules, which register their mutant factories
+    for factory in list(MUTANT_FACTORIES):
+        yield from factory()
 
 
 # --------------------------------------------------------------------------------- the driver

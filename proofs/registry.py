@@ -21,6 +21,8 @@ Adding a claim for your own schedule family is a few lines::
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +37,19 @@ __all__ = [
     "register",
     "run_claim",
     "claims",
+    "ENTRY_POINT_GROUP",
+    "ClaimLoadError",
+    "load_claim_files",
+    "load_entry_points",
 ]
+
+#: third-party packages register claims through this entry-point group: each entry point names
+#: a module (importing it calls :func:`register`) or a callable returning an iterable of Claims
+ENTRY_POINT_GROUP = "lazysi.claims"
+
+
+class ClaimLoadError(ValueError):
+    """A claims file or folder cannot be loaded (names the file and the reason)."""
 
 SYMBOLIC_STATUSES = ("proved", "numeric-only", "failed")
 
@@ -128,6 +142,8 @@ def claims() -> list[Claim]:
     """All registered claims (importing the built-in claim modules first), sorted by id."""
     from . import catalog  # noqa: F401  (registers the built-in claims)
 
+    load_entry_points()
+
     def key(c: Claim):
         head, num = c.id[0], c.id[1:]
         return (head != "C", head, int(num) if num.isdigit() else 10**6, c.id)
@@ -159,3 +175,74 @@ def run_claim(claim: Claim, ctx: Context) -> ClaimResult:
         passed,
         time.perf_counter() - start,
     )
+
+
+_ENTRY_POINTS_LOADED: list[str] = []
+
+
+def _broken(cid: str, statement: str, reason: str) -> Claim:
+    def fail(ctx: Context) -> SymbolicOutcome:
+        return SymbolicOutcome("failed", reason)
+
+    def nothing(ctx: Context) -> NumericOutcome:
+        return NumericOutcome(math.inf, 0.0, ctx.digits, reason)
+
+    return Claim(cid, statement, (), fail, nothing)
+
+
+def load_entry_points() -> list[str]:
+    """Load the ``lazysi.claims`` entry points once; returns their names. An entry point that
+    fails to load registers a failing claim ``EP:<name>`` naming the error (so ``lazysi verify``
+    reports it instead of crashing or silently skipping it)."""
+    if _ENTRY_POINTS_LOADED:
+        return list(_ENTRY_POINTS_LOADED)
+    from importlib.metadata import entry_points
+
+    _ENTRY_POINTS_LOADED.append("")  # loading started (entry points may call claims())
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        _ENTRY_POINTS_LOADED.append(ep.name)
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, type(math)):
+                for claim in obj():
+                    if not isinstance(claim, Claim):
+                        raise TypeError(f"{ep.value} returned {type(claim).__name__}, not a Claim")
+                    register(claim)
+        except Exception as exc:  # noqa: BLE001 - reported as a failing claim
+            register(_broken(f"EP:{ep.name}", f"entry point {ep.name} = {ep.value} loads", f"{type(exc).__name__}: {exc}"))
+    return [n for n in _ENTRY_POINTS_LOADED if n]
+
+
+def load_claim_files(path: str | os.PathLike) -> list[str]:
+    """Import a claims file (``*.py``) or every ``*.py`` file of a folder (not those starting with
+    ``_``, sorted by name); each calls :func:`register`. Returns the ids they registered.
+
+    Raises :class:`ClaimLoadError` naming the file when a path does not exist, is not Python, or
+    fails to import (the error's first line)."""
+    import importlib.util
+    import hashlib
+    from pathlib import Path
+
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(p for p in root.glob("*.py") if not p.name.startswith("_"))
+        if not files:
+            raise ClaimLoadError(f"--claims {root}: no claim modules (*.py) in this folder")
+    elif root.is_file():
+        if root.suffix != ".py":
+            raise ClaimLoadError(f"--claims {root}: not a Python file")
+        files = [root]
+    else:
+        raise ClaimLoadError(f"--claims {root}: no such file or folder")
+    before = dict(REGISTRY)
+    for f in files:
+        name = "lazysi_user_claims_" + hashlib.sha256(str(f.resolve()).encode()).hexdigest()[:12]
+        spec = importlib.util.spec_from_file_location(name, f)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - one line naming the file
+            sys.modules.pop(name, None)
+            raise ClaimLoadError(f"--claims {f}: importing it failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return [cid for cid, c in REGISTRY.items() if before.get(cid) is not c]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from .mpcheck import flush_cache
 from .registry import REGISTRY, Claim, ClaimResult, Context, claims, run_claim
 
-__all__ = ["UnknownClaimError", "verify", "select_claims", "render_table", "render_json", "render_markdown", "summary_line"]
+__all__ = ["UnknownClaimError", "verify", "run_claims", "legend", "GROUPS", "select_claims", "render_table", "render_json", "render_markdown", "summary_line"]
 
 
 class UnknownClaimError(KeyError):
@@ -47,8 +47,20 @@ def verify(
     defines). ``progress(i, n, result)`` is called after each claim."""
     if not isinstance(digits, int) or digits < 15:
         raise ValueError(f"digits must be an integer >= 15 (float64 references need more than 16), got {digits!r}")
-    ctx = Context(digits=digits, quick=quick)
     selected = select_claims(ids)
+    return run_claims(selected, digits=digits, quick=quick, progress=progress)
+
+
+def run_claims(
+    selected: Sequence[Claim],
+    digits: int = 30,
+    quick: bool = False,
+    progress: Callable[[int, int, ClaimResult], None] | None = None,
+) -> list[ClaimResult]:
+    """Run the given claims (registered or not, e.g. :mod:`lazysi.proofs.instances`) in order."""
+    if not isinstance(digits, int) or digits < 15:
+        raise ValueError(f"digits must be an integer >= 15 (float64 references need more than 16), got {digits!r}")
+    ctx = Context(digits=digits, quick=quick)
     if not quick and len(selected) > 1 and any(c.id == "K0" for c in selected):
         from .claims_kernels import prefetch_regeneration
 
@@ -83,24 +95,84 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def summary_line(results: Sequence[ClaimResult]) -> str:
     failed = [r.id for r in results if not r.passed]
     total = sum(r.seconds for r in results)
     if failed:
-        return f"{len(results) - len(failed)}/{len(results)} claims passed in {total:.1f}s; FAILED: {', '.join(failed)}"
-    return f"all {len(results)} claims passed in {total:.1f}s"
+        return f"{len(results) - len(failed)}/{_plural(len(results), 'claim')} passed in {total:.1f}s; FAILED: {', '.join(failed)}"
+    if len(results) == 1:
+        return f"the 1 claim passed in {total:.1f}s"
+    return f"all {_plural(len(results), 'claim')} passed in {total:.1f}s"
 
 
-def render_table(results: Sequence[ClaimResult], width: int = 58) -> str:
+#: what the claim-id prefixes mean (the table's legend shows those present)
+GROUPS = (
+    ("C", "claims C1-C16 of docs/MATH.md (the theory)"),
+    ("K", "generated torch kernels equal their sympy definitions (K0: committed modules = generator)"),
+    ("P", "peer libraries' formulas (flow_matching, diffusers, SiT) agree with ours"),
+    ("EP", "claims registered by installed packages (entry-point group lazysi.claims)"),
+)
+
+
+def _group(cid: str) -> str:
+    """The legend group of a claim id: ``C``/``K``/``P`` + digits, ``EP:name``, ``SCOPE:Cn``, or other."""
+    import re
+
+    if cid.startswith("EP:"):
+        return "EP"
+    if ":" in cid:
+        return cid.split(":")[0] + ":"
+    m = re.match(r"^([CKP])\d+$", cid)
+    return m.group(1) if m else "other"
+
+
+def legend(results: Sequence[ClaimResult]) -> list[str]:
+    """One line per claim-id group present in ``results``."""
+    present = list(dict.fromkeys(_group(r.id) for r in results))
+    lines = [f"  {p:<4} {text}" for p, text in GROUPS if p in present]
+    lines += [f"  {g:<4} generic claims instantiated for {g[:-1]} (lazysi verify --schedule / --convert)"
+              for g in present if g.endswith(":")]
+    if "other" in present:
+        others = [r.id for r in results if _group(r.id) == "other"]
+        lines.append(f"  other: user claims ({', '.join(others[:6])}{', ...' if len(others) > 6 else ''})")
+    import textwrap
+
+    wrapped = [w for line in lines for w in textwrap.wrap(line, TABLE_WIDTH, subsequent_indent=" " * 7)]
+    return ["groups:"] + wrapped if wrapped else []
+
+
+TABLE_WIDTH = 100
+
+
+def render_table(results: Sequence[ClaimResult], width: int | None = None, *, wide: bool = False) -> str:
     """Plain-text table: id, statement, symbolic status, worst numeric error (and tolerance),
-    digits, time, verdict; followed by the 'how' of each failure."""
-    head = f"{'id':<5} {'statement':<{width}} {'symbolic':<12} {'max error':>9} {'tol':>7} {'dig':>3} {'time':>6}  result"
+    digits, time, verdict; then a legend of the id groups and the 'how' of each failure.
+
+    Fits :data:`TABLE_WIDTH` (100) columns by wrapping the statements (``width`` sets the
+    statement column instead); ``wide``: one line per claim, statements in full."""
+    import textwrap
+
+    iw = max([5] + [len(r.id) for r in results])
+    fixed = iw + 1 + 1 + 12 + 1 + 9 + 1 + 7 + 1 + 3 + 1 + 6 + 2 + 6
+    if wide:
+        sw = max([9] + [len(" ".join(r.statement.split())) for r in results])
+    else:
+        sw = width if width is not None else max(20, TABLE_WIDTH - fixed)
+    head = f"{'id':<{iw}} {'statement':<{sw}} {'symbolic':<12} {'max error':>9} {'tol':>7} {'dig':>3} {'time':>6}  result"
     lines = [head, "-" * len(head)]
     for r in results:
+        text = " ".join(r.statement.split())
+        parts = [text] if wide else (textwrap.wrap(text, sw) or [""])
         lines.append(
-            f"{r.id:<5} {_short(r.statement, width):<{width}} {r.symbolic:<12} {_err(r.numeric_max_error):>9} "
+            f"{r.id:<{iw}} {parts[0]:<{sw}} {r.symbolic:<12} {_err(r.numeric_max_error):>9} "
             f"{_err(r.tolerance):>7} {r.digits:>3} {r.seconds:5.1f}s  {'pass' if r.passed else 'FAIL'}"
         )
+        lines += [f"{'':<{iw}} {p}" for p in parts[1:]]
+    lines += [""] + legend(results)
     failures = [r for r in results if not r.passed]
     if failures:
         lines.append("")

@@ -31,6 +31,10 @@ __all__ = [
     "stabilize",
     "render_function",
     "render_module",
+    "render_functions",
+    "module_digest",
+    "module_preamble",
+    "REGENERATE_NOTE",
     "source_hash",
     "compile_module",
 ]
@@ -42,7 +46,15 @@ class CodegenError(ValueError):
     """An expression cannot be turned into torch code (names the construct)."""
 
 
+class _PlainLog(sp.Function):
+    """``log`` that sympy does not combine with a surrounding ``exp``/``expm1`` (printing only:
+    ``expm1(c log t)`` would otherwise evaluate back to ``t^c - 1``)."""
+
+    nargs = 1
+
+
 _FUNCS = {
+    _PlainLog: "torch.log",
     sp.sin: "torch.sin",
     sp.cos: "torch.cos",
     sp.tan: "torch.tan",
@@ -314,9 +326,59 @@ def _horner(expr: sp.Expr, time_vars: set) -> sp.Expr:
     return expr
 
 
+_TIME_NAMES = ("t", "s", "_u")
+
+
+def _power_term(term: sp.Expr, v: sp.Symbol) -> tuple[sp.Expr, sp.Rational] | None:
+    """``(k, a)`` when ``term = k v^a`` with ``a`` rational and ``k`` free of ``v``."""
+    k, dep = term.as_independent(v, as_Add=False)
+    if dep == 1:
+        return k, sp.Integer(0)
+    if dep == v:
+        return k, sp.Integer(1)
+    if dep.is_Pow and dep.base == v and dep.exp.is_Rational:
+        return k, dep.exp
+    return None
+
+
+def _stable_powers(e: sp.Add) -> sp.Expr:
+    """Sums of fractional powers of one time variable ``v``, rewritten without under-/overflow
+    and cancellation (only when two exponents differ by a non-integer; integer steps such as
+    ``t - t^2`` are exact enough as they are):
+
+    * ``sum_i k_i v^(a_i)`` with smallest exponent ``a != 0`` -> ``v^a sum_i k_i v^(a_i - a)``
+      (the power can then cancel against, or split off, its surroundings: ``sqrt(t^(3/2) - t^2)``
+      does not underflow at t = 1e-300);
+    * ``k v^a - k v^b`` (``b - a > 0``; ``a`` may be 0) -> ``-k v^a expm1((b - a) log v)`` (``1 - v^c``
+      loses every digit as ``v -> 1``)."""
+    times = [v for v in e.free_symbols if v.name in _TIME_NAMES]
+    if len(times) != 1:
+        return e
+    (var,) = times
+    terms = []
+    for arg in e.args:
+        pt = _power_term(arg, var)
+        if pt is None:
+            return e
+        terms.append((pt[0], var, pt[1]))
+    exps = [p[2] for p in terms]
+    lo = min(exps)
+    if all((x - lo).is_integer for x in exps):
+        return e
+    if lo != 0:
+        inner = sp.Add(*[k * var ** (x - lo) for k, _, x in terms])
+        return var**lo * _stable_powers(inner) if isinstance(inner, sp.Add) else var**lo * inner
+    if len(terms) == 2:
+        (k, _, a), (k2, _, b) = sorted(terms, key=lambda p: p[2])
+        if sp.simplify(k + k2) == 0:
+            return -k * _Expm1((b - a) * _PlainLog(var), evaluate=False)
+    return e
+
+
 def stabilize(expr: sp.Expr) -> sp.Expr:
     """Numerically stable rewriting before printing: differences of exponentials become ``expm1``
-    (see :func:`_stable_add`), ``log(1 + x)`` becomes ``log1p(x)``. Mathematically the identity."""
+    (see :func:`_stable_add`), differences of fractional powers too (:func:`_stable_powers`),
+    ``log(1 + x)`` becomes ``log1p(x)``. Mathematically the identity."""
     if expr.is_Atom or not expr.args:
         return expr
     args = tuple(stabilize(a) for a in expr.args)
@@ -324,6 +386,8 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
         expr = expr.func(*args)
     if isinstance(expr, sp.Add) and expr.has(sp.exp):
         expr = _stable_add(expr)
+    if isinstance(expr, sp.Add):
+        expr = _stable_powers(expr)
     if isinstance(expr, sp.log) and isinstance(expr.args[0], sp.Add):
         coeff, rest = expr.args[0].as_coeff_Add()
         if coeff == 1 and rest != 0:
@@ -586,6 +650,32 @@ def _drop_needless_guards(fn: GeneratedFunction, var: sp.Symbol, values: Mapping
     return GeneratedFunction(fn.name, fn.source, fn.body, tuple(keep), fn.reflected, fn.whole)
 
 
+def _inline_constant_arguments(replacements, reduced_all):
+    """cse may name a constant (``_x0 = pi/252``) that is then the whole argument of a torch
+    function (``torch.cos(_x0)``), which torch refuses for a Python float. Such temporaries are
+    substituted back, so that the printer folds the constant call into one float literal; every
+    other temporary (and hence every function that already worked) is left as it is."""
+    consts: dict[sp.Symbol, sp.Expr] = {}
+    for sym, sub in replacements:
+        value = sub.xreplace(consts)
+        if not value.free_symbols:
+            consts[sym] = value
+    if not consts:
+        return replacements, reduced_all
+    exprs = [sub for _, sub in replacements] + list(reduced_all)
+    bad = set()
+    for e in exprs:
+        for node in sp.preorder_traversal(e):
+            calls = isinstance(node, sp.Function) or (node.is_Pow and not (node.exp.is_Integer and abs(node.exp) <= 4))
+            if calls and node.free_symbols and node.free_symbols <= set(consts):
+                bad |= node.free_symbols
+    if not bad:
+        return replacements, reduced_all
+    sub_bad = {k: consts[k] for k in bad}
+    kept = [(sym, sub.xreplace(sub_bad)) for sym, sub in replacements if sym not in bad]
+    return kept, [e.xreplace(sub_bad) for e in reduced_all]
+
+
 def render_function(
     fn: GeneratedFunction,
     var: sp.Symbol,
@@ -604,6 +694,7 @@ def render_function(
         bodies = [fn.body, fn.reflected]
     bodies = [_horner(stabilize(b), {var, _U}) for b in bodies]
     replacements, reduced_all = sp.cse(bodies, symbols=sp.numbered_symbols("_x"), optimizations=None)
+    replacements, reduced_all = _inline_constant_arguments(replacements, reduced_all)
     reduced = reduced_all[0]
     printer = TorchPrinter(names)
     sig_params = "".join(f", {pname}: float = {default!r}" for _, pname, default in params)
@@ -663,6 +754,47 @@ def source_hash(items: Mapping[str, sp.Expr], extra: str = "") -> str:
     return h.hexdigest()
 
 
+#: the second header line of the committed modules (``numeric/generated/``): how they are checked
+REGENERATE_NOTE = "Regenerate with `lazysi codegen`; tests fail when this file differs from the generator."
+
+
+def module_digest(functions: Mapping[str, sp.Expr], title: str, params: Sequence[tuple[sp.Symbol, str, float]] = ()) -> str:
+    """The ``SOURCE_SHA256`` stamp of a generated module: :func:`source_hash` of its source
+    expressions, salted with its title and its (parameter name, default) pairs. The one recipe
+    used by every generated module (schedule kernels, Gaussian fields, conversions, user modules)."""
+    return source_hash(functions, title + repr([(p, d) for _, p, d in params]))
+
+
+def module_preamble(
+    lines: Sequence[str],
+    functions: Mapping[str, sp.Expr],
+    digest: str,
+    *,
+    generator: str = "lazysi.symbolic.codegen",
+    note: str = REGENERATE_NOTE,
+) -> list[str]:
+    """The first lines of every generated module: the generator and its version, how the file is
+    checked (``note``), the descriptive ``lines``, one ``# source NAME = EXPR`` line per function,
+    the stamp, the imports and the ``SOURCE_SHA256`` / ``FUNCTIONS`` constants."""
+    head = [f"# Generated by {generator} (version {GENERATOR_VERSION}) -- DO NOT EDIT.", f"# {note}"]
+    head += [f"# {line}" for line in lines]
+    head += [f"# source {k} = {sp.sstr(v)}" for k, v in functions.items()]
+    head += [f"# sha256: {digest}", "import math  # noqa: F401", "", "import torch", ""]
+    return head + [f'SOURCE_SHA256 = "{digest}"', f"FUNCTIONS = {list(functions)!r}", ""]
+
+
+def render_functions(
+    functions: Mapping[str, sp.Expr],
+    var: sp.Symbol,
+    params: Sequence[tuple[sp.Symbol, str, float]] = (),
+    *,
+    simplify: bool = True,
+) -> list[str]:
+    """One generated function (:func:`prepare` then :func:`render_function`) per entry."""
+    values = {sym: default for sym, _, default in params}
+    return [render_function(prepare(name, expr, var, simplify=simplify, values=values), var, params) for name, expr in functions.items()]
+
+
 def render_module(
     title: str,
     functions: Mapping[str, sp.Expr],
@@ -673,20 +805,9 @@ def render_module(
     simplify: bool = True,
 ) -> str:
     """A complete Python module with one generated function per entry of ``functions``."""
-    digest = source_hash(functions, title + repr([(p, d) for _, p, d in params]))
-    head = [
-        f"# Generated by lazysi.symbolic.codegen (version {GENERATOR_VERSION}) -- DO NOT EDIT.",
-        "# Regenerate with `lazysi codegen`; tests fail when this file differs from the generator.",
-        f"# {title}",
-    ]
-    head += [f"# {line}" for line in header_lines]
-    head += [f"# source {k} = {sp.sstr(v)}" for k, v in functions.items()]
-    head += [f"# sha256: {digest}", "import math  # noqa: F401", "", "import torch", ""]
-    body = [f'SOURCE_SHA256 = "{digest}"', f"FUNCTIONS = {list(functions)!r}", ""]
-    for name, expr in functions.items():
-        values = {sym: default for sym, _, default in params}
-        body.append(render_function(prepare(name, expr, var, simplify=simplify, values=values), var, params))
-    return "\n".join(head + body)
+    digest = module_digest(functions, title, params)
+    head = module_preamble([title, *header_lines], functions, digest)
+    return "\n".join(head + render_functions(functions, var, params, simplify=simplify))
 
 
 def compile_module(source: str, name: str = "lazysi_generated") -> dict:

@@ -27,14 +27,14 @@ from functools import lru_cache
 import sympy as sp
 
 from .codegen import (
-    GENERATOR_VERSION,
     CodegenError,
     GeneratedFunction,
     TorchPrinter,
     compile_module,
     prepare,
     render_function,
-    source_hash,
+    module_digest,
+    module_preamble,
 )
 from .limits import endpoint_limit
 from .schedule import Schedule, t
@@ -50,6 +50,10 @@ __all__ = [
     "FIELD_KERNEL_NAMES",
     "field_kernels",
     "render_field_module",
+    "point_mass_sde",
+    "point_mass_drift_kernels",
+    "render_field_functions",
+    "velocity_gain",
 ]
 
 # Symbols of the per-direction derivation. alpha, beta > 0 inside (0, 1); d > 0 in the derivation
@@ -151,15 +155,37 @@ def field_kernels(schedule: Schedule) -> dict[str, sp.Expr]:
     return {k: v.xreplace(sub) for k, v in gaussian_fields().kernels().items()}
 
 
+def point_mass_sde(schedule: Schedule, *, bind: bool = True) -> dict[str, sp.Expr]:
+    """The optimal (eps*) SDE of a schedule in the form of C12 (t = 0 base, t = 1 data):
+    ``dX = kappa (eta_X - X) dt + noise dW``.
+
+    ``kappa`` is *solved* from ``b + eps* s = kappa (eta_X - x)`` as an identity in ``eta_X`` and
+    ``x`` (with ``eta_Z = (x - beta eta_X)/alpha``); a ``ValueError`` is raised when no such
+    x-independent ``kappa`` exists. Returns ``eps_star``, ``noise = sqrt(2 eps*)``, ``drift_gain``
+    (kappa), parameters bound unless ``bind=False``.
+    """
+    sch = schedule.bound if bind else schedule
+    ex = sp.Symbol("eta_X", real=True)
+    eta_z = (X - sch.beta * ex) / sch.alpha
+    drift = sch.alpha_dot * eta_z + sch.beta_dot * ex - sch.eps_star / sch.alpha * eta_z
+    kappa_x = sp.simplify(-sp.diff(drift, X))  # coefficient of -x
+    residual = sp.simplify(drift - kappa_x * (ex - X))
+    if residual != 0:
+        raise ValueError(f"b + eps* s is not of the form kappa (eta_X - x) on schedule {schedule.name!r}: residual {residual}")
+    return {
+        "eps_star": sp.simplify(sch.eps_star),
+        "noise": sp.simplify(sp.sqrt(2 * sch.eps_star)),
+        "drift_gain": kappa_x,
+    }
+
+
 def point_mass_drift_kernels(schedule: Schedule) -> dict[str, sp.Expr]:
     """For a schedule whose optimal SDE has the point-mass form ``dX = kappa (eta_X - X) dt + ...``
-    (C12, solved by :func:`lazysi.symbolic.lazy.point_mass_sde`), the per-direction Gaussian drift
+    (C12, solved by :func:`point_mass_sde`), the per-direction Gaussian drift
     coefficients: ``kappa (eta_X - x) = pm_drift_m * m + pm_drift_x * x`` in the eigenbasis, with
     ``pm_drift_x = kappa (gain_x - 1)`` and ``pm_drift_m = kappa (1 - beta gain_x)``. Their limits
     at t = 1 (where kappa = beta_dot/(1 - beta) is infinite and eta_X - x = 0) are finite and are
     generated. Empty for schedules without a point-mass base or without that form."""
-    from .lazy import point_mass_sde  # lazy.py imports this module
-
     if not schedule.point_mass:
         return {}
     try:
@@ -274,6 +300,23 @@ def _render_one(name: str, expr: sp.Expr, params: list[tuple[sp.Symbol, str, flo
     return src[: -len(tail)] + "\n".join(lines) + "\n" + tail
 
 
+def velocity_gain(schedule: Schedule) -> sp.Expr:
+    """Per-direction gain of the velocity on Gaussian data: with ``y = x - beta m`` in one
+    eigen-direction of variance ``d``, ``b = alpha_dot eta_Z + beta_dot eta_X = beta_dot m + g y``
+    with ``g = alpha_dot gain_z + beta_dot gain_x`` (``= v_dot / (2 v)``, ``v = alpha^2 + beta^2 d``;
+    finite at both ends where ``alpha_dot eta_Z`` is inf * 0). An expression in t, ``D`` and the
+    schedule's parameters."""
+    k = field_kernels(schedule)
+    return sp.factor(sp.cancel(schedule.alpha_dot * k["gain_z"] + schedule.beta_dot * k["gain_x"]))
+
+
+def render_field_functions(exprs: dict[str, sp.Expr], params: list[tuple[sp.Symbol, str, float]] | None = None) -> list[str]:
+    """One generated function ``name(t, *, d, params...)`` per entry (expressions in t and ``D``),
+    with the endpoint limits derived as functions of ``d`` (raises ``NotImplementedError`` when a
+    limit is not decidable)."""
+    return [_render_one(k, v, list(params or [])) for k, v in exprs.items()]
+
+
 def render_field_module(schedule: Schedule) -> str:
     """Module source of the Gaussian field coefficients for ``schedule``.
 
@@ -296,7 +339,7 @@ def render_field_module(schedule: Schedule) -> str:
         exprs = field_kernels(sch)
         exprs.update(point_mass_drift_kernels(sch))
         try:
-            funcs = [_render_one(k, v, params) for k, v in exprs.items()]
+            funcs = render_field_functions(exprs, params)
         except (NotImplementedError, CodegenError) as exc:
             last = exc
             continue
@@ -304,15 +347,8 @@ def render_field_module(schedule: Schedule) -> str:
         if sch is not schedule:
             values = ", ".join(f"{k}={v}" for k, v in schedule.value_map.items())
             hdr.append(f"parameters bound ({values}): endpoint limits depend on their values")
-        digest = source_hash(exprs, "fields " + repr([(p, d) for _, p, d in params]))
-        head = [
-            f"# Generated by lazysi.symbolic.fields via lazysi.symbolic.codegen (version {GENERATOR_VERSION}) -- DO NOT EDIT.",
-            "# Regenerate with `lazysi codegen`; tests fail when this file differs from the generator.",
-        ]
-        head += [f"# {line}" for line in hdr]
-        head += [f"# source {k} = {sp.sstr(v)}" for k, v in exprs.items()]
-        head += [f"# sha256: {digest}", "import math  # noqa: F401", "", "import torch", ""]
-        body = [f'SOURCE_SHA256 = "{digest}"', f"FUNCTIONS = {list(exprs)!r}", ""]
+        digest = module_digest(exprs, "fields ", params)
+        head = module_preamble(hdr, exprs, digest, generator="lazysi.symbolic.fields via lazysi.symbolic.codegen")
         pdict = "{" + ", ".join(f"{n!r}: {d!r}" for _, n, d in params) + "}"
-        return "\n".join(head + body + funcs) + f"\nPARAMS = {pdict}\n"
+        return "\n".join(head + funcs) + f"\nPARAMS = {pdict}\n"
     raise CodegenError(f"cannot generate Gaussian field kernels for schedule {schedule.name!r}: {last}")

@@ -29,7 +29,7 @@ import sympy as sp
 
 from .cache import Store
 from .expr import ExpressionError, param_symbol, parse_expression
-from .fields import ALPHA, BETA, D, M, X, gaussian_fields
+from .fields import ALPHA, BETA, D, M, X, gaussian_fields, point_mass_sde  # noqa: F401  (point_mass_sde re-exported)
 from .schedule import Param, Schedule, as_number, t
 
 __all__ = [
@@ -278,27 +278,3 @@ def derive_lazy(
     sched = Schedule("lazy-custom", _nonneg_sqrt(alpha_sq), beta_t, tuple(plist), tuple(sorted(values.items())), sp.Integer(1),
                      f"lazy schedule for N(0, sigma^2 I), eps = {eps_t}")
     return LazyDerivation("custom", eps_t, ode, general, const[0], "A(1) = 0 (alpha_1 = 0 at beta_1 = 1)", alpha_sq, sched, point_mass)
-
-
-def point_mass_sde(schedule: Schedule, *, bind: bool = True) -> dict[str, sp.Expr]:
-    """The optimal (eps*) SDE of a schedule in the form of C12 (t = 0 base, t = 1 data):
-    ``dX = kappa (eta_X - X) dt + noise dW``.
-
-    ``kappa`` is *solved* from ``b + eps* s = kappa (eta_X - x)`` as an identity in ``eta_X`` and
-    ``x`` (with ``eta_Z = (x - beta eta_X)/alpha``); a ``ValueError`` is raised when no such
-    x-independent ``kappa`` exists. Returns ``eps_star``, ``noise = sqrt(2 eps*)``, ``drift_gain``
-    (kappa), parameters bound unless ``bind=False``.
-    """
-    sch = schedule.bound if bind else schedule
-    ex = sp.Symbol("eta_X", real=True)
-    eta_z = (X - sch.beta * ex) / sch.alpha
-    drift = sch.alpha_dot * eta_z + sch.beta_dot * ex - sch.eps_star / sch.alpha * eta_z
-    kappa_x = sp.simplify(-sp.diff(drift, X))  # coefficient of -x
-    residual = sp.simplify(drift - kappa_x * (ex - X))
-    if residual != 0:
-        raise ValueError(f"b + eps* s is not of the form kappa (eta_X - x) on schedule {schedule.name!r}: residual {residual}")
-    return {
-        "eps_star": sp.simplify(sch.eps_star),
-        "noise": sp.simplify(sp.sqrt(2 * sch.eps_star)),
-        "drift_gain": kappa_x,
-    }

@@ -15,7 +15,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lazysi.numeric.fields.gaussian import GaussianProvider, MixtureProvider, mp_gaussian_fields, mp_mixture_fields, mp_mixture_log_density
+from lazysi.numeric.fields.gaussian import GaussianProvider, MixtureProvider
+from lazysi.proofs.oracles import mp_gaussian_fields, mp_mixture_fields, mp_mixture_log_density
 from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.symbolic.families import family
 from lazysi.symbolic.fields import ALPHA, BETA, D, M, X, gaussian_fields

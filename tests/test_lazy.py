@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lazysi.cli import main
-from lazysi.numeric.fields.gaussian import GaussianProvider, mp_gaussian_fields
+from lazysi.numeric.fields.gaussian import GaussianProvider
+from lazysi.proofs.oracles import mp_gaussian_fields
 from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.numeric.fields.providers import Diffusion
 from lazysi.symbolic.codegen import compile_module

@@ -7,7 +7,7 @@ import random
 import mpmath
 import pytest
 
-from lazysi.numeric.mpsim import Mixture, MpSchedule, mp_conversion_ode_gap, mp_conversion_sde_gap, mp_ode_solve
+from lazysi.proofs.oracles import Mixture, MpSchedule, mp_conversion_ode_gap, mp_conversion_sde_gap, mp_ode_solve
 from lazysi.proofs.claims_conversion import get_conversion
 from lazysi.symbolic.families import family
 

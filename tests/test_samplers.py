@@ -40,7 +40,7 @@ X0 = (-1.5, 0.2, 1.1)
 
 def _mp_reference(fam: str, t0: float, t1: float) -> torch.Tensor:
     """Endpoints of the bimodal-mixture ODE at 30 digits (order-16 GBS in mpmath): independent of torch."""
-    from lazysi.numeric.mpsim import Mixture, mp_ode_solve
+    from lazysi.proofs.oracles import Mixture, mp_ode_solve
 
     if fam not in _REF:
         mix = Mixture((0.3, 0.7), ((-1.0,), (1.5,)), (0.2, 0.5))

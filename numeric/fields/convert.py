@@ -17,7 +17,6 @@ kernels in :class:`FieldProvider`.
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -28,7 +27,8 @@ from lazysi.symbolic.codegen import compile_module, render_module
 from lazysi.symbolic.conversion import Conversion, s, t
 from lazysi.symbolic.families import family
 
-from lazysi.numeric.fields.schedule import NumericSchedule, _is_builtin, as_time, family_module_name
+from lazysi.numeric.fields.schedule import NumericSchedule, as_time, family_module_name
+from lazysi.numeric.fields.loader import load_generated
 from lazysi.numeric.fields.providers import FieldProvider, broadcast_time
 
 __all__ = [
@@ -91,6 +91,10 @@ def module_generators() -> dict[str, Callable[[], str]]:
     }
 
 
+class _NoClosedForm(Exception):
+    """The conversion has no closed-form tau: the root-find kernels serve it."""
+
+
 @lru_cache(maxsize=32)
 def _conversion(A, B, force_root_find: bool) -> Conversion:
     return Conversion(A, B, force_root_find=force_root_find)
@@ -107,27 +111,30 @@ class NumericConversion:
         A = self.source_schedule.schedule
         self.A = A
         self._ns = None
-        if not force_root_find and (A.name, B.name) in COMMITTED_PAIRS and _is_builtin(A) and _is_builtin(B):
-            defaults = all(float(A.value_map[k]) == float(family(A.name).value_map[k]) for k in A.value_map) and all(
-                float(B.value_map[k]) == float(family(B.name).value_map[k]) for k in B.value_map
-            )
-            if defaults:
-                self._ns = vars(importlib.import_module(f"lazysi.numeric.generated.{conversion_module_name(A.name, B.name)}"))
         self.conversion: Conversion | None = conversion
-        if conversion is not None:
-            if conversion.A != A or conversion.B != B:
-                raise ValueError("the given conversion is for other schedules")
-            self._ns = None
+        if conversion is not None and (conversion.A != A or conversion.B != B):
+            raise ValueError("the given conversion is for other schedules")
+        if not force_root_find and (conversion is None or conversion.closed_form):
+            # committed module, or the closed form generated at run time (one rule: numeric.loader);
+            # a given root-find conversion keeps its route
+            key = ("conversion", A.bound.alpha, A.bound.beta, B.bound.alpha, B.bound.beta)
+            try:
+                self._ns, _ = load_generated(conversion_module_name(A.name, B.name), [A, B], self._render_closed_form, key)
+            except _NoClosedForm:
+                self._ns = None
         if self._ns is None:
-            self.conversion = conversion or _conversion(A, B, force_root_find)
-            if self.conversion.closed_form:
-                self._ns = compile_module(render_conversion_module(self.conversion), f"lazysi_convert_{A.name}_{B.name}")
-            else:
-                src_a, src_b = _render_sides(self.conversion)
-                self._side_a = compile_module(src_a, "lazysi_convert_side_a")
-                self._side_b = compile_module(src_b, "lazysi_convert_side_b")
+            self.conversion = self.conversion or _conversion(A, B, force_root_find)
+            src_a, src_b = _render_sides(self.conversion)
+            self._side_a = compile_module(src_a, "lazysi_convert_side_a")
+            self._side_b = compile_module(src_b, "lazysi_convert_side_b")
         self.closed_form = self._ns is not None
         self._endpoint_cache: dict[str, tuple[float, float]] | None = None
+
+    def _render_closed_form(self) -> str:
+        self.conversion = self.conversion or _conversion(self.A, self.B, False)
+        if not self.conversion.closed_form:
+            raise _NoClosedForm
+        return render_conversion_module(self.conversion)
 
     _s = staticmethod(as_time)
 

@@ -1,4 +1,6 @@
-"""Exact field providers for Gaussian and Gaussian-mixture data (claim C7), and an mpmath oracle.
+"""Exact field providers for Gaussian and Gaussian-mixture data (claim C7).
+
+The mpmath oracles of the same fields live with the proofs (:mod:`lazysi.proofs.oracles`).
 
 Convention: ``I_t = alpha_t Z + beta_t X``, t = 0 base, t = 1 data, ``Z ~ N(0, I)`` independent
 of ``X``. For ``X ~ N(m, Sigma)`` with ``Sigma = U diag(d) U^T`` the fields are affine in ``x``;
@@ -22,33 +24,25 @@ is independent of ``Z``, so ``eta_Z = E[Z] = 0`` there.
 """
 from __future__ import annotations
 
-import importlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-import mpmath
 import sympy as sp
 import torch
 
-from lazysi.symbolic.codegen import compile_module
-from lazysi.symbolic.fields import ALPHA, BETA, D, M, X, field_kernels, gaussian_fields, render_field_module
+from lazysi.symbolic.fields import field_kernels, render_field_module
 from lazysi.symbolic.families import FAMILIES, family
 
-from lazysi.numeric.fields.schedule import NumericSchedule, _is_builtin, family_module_name
+from lazysi.numeric.fields.schedule import NumericSchedule, family_module_name
+from lazysi.numeric.fields.loader import load_generated
 from lazysi.numeric.fields.providers import FieldProvider, broadcast_time
 
 __all__ = [
     "GaussianFieldKernels",
     "GaussianProvider",
     "MixtureProvider",
-    "mp_gaussian_fields",
-    "mp_mixture_fields",
-    "mp_mixture_log_density",
     "module_generators",
 ]
-
-_RUNTIME: dict[tuple[str, str], dict] = {}
-
 
 def module_generators() -> dict[str, Callable[[], str]]:
     """Committed generated modules: ``fields_<family>.py`` for every built-in family."""
@@ -61,27 +55,13 @@ class GaussianFieldKernels:
 
     def __init__(self, schedule: NumericSchedule):
         sch = schedule.schedule
-        module = None
-        kw: dict[str, float] = {}
-        if _is_builtin(sch):
-            try:
-                module = importlib.import_module(f"lazysi.numeric.generated.fields_{family_module_name(sch.name)}")
-            except ModuleNotFoundError:
-                module = None
-            if module is not None:
-                kw = {p.name: float(sch.value_map[p.name]) for p in sch.params}
-                if set(kw) != set(module.PARAMS) and any(float(p.default) != kw[p.name] for p in sch.params):
-                    module = None
-        if module is not None:
-            self._ns = vars(module)
-            self._kw = {k: v for k, v in kw.items() if k in module.PARAMS}
-        else:
-            bound = sch.bound
-            key = (sp.srepr(bound.alpha), sp.srepr(bound.beta))
-            if key not in _RUNTIME:
-                _RUNTIME[key] = compile_module(render_field_module(bound), f"lazysi_fields_{sch.name}")
-            self._ns = _RUNTIME[key]
-            self._kw = {}
+        bound = sch.bound
+        self._ns, self._kw = load_generated(
+            f"fields_{family_module_name(sch.name)}",
+            [sch],
+            lambda: render_field_module(bound),
+            ("fields", bound.alpha, bound.beta),
+        )
 
     def __call__(self, name: str, t: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         return self._ns[name](t, d=d, **self._kw)
@@ -398,80 +378,6 @@ class MixtureProvider(FieldProvider):
     def sample_marginal(self, t: float, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` draws of ``I_t = alpha_t Z + beta_t X`` (float64), shape ``(n, *event_shape)``."""
         return _sample_marginal(self, t, n, generator)
-
-
-# ---------------------------------------------------------------------------- mpmath oracle
-_MP: dict[str, Callable] = {}
-
-
-def _mp_funcs() -> dict[str, Callable]:
-    if not _MP:
-        g = gaussian_fields()
-        args = (ALPHA, BETA, X, M, D)
-        for name in ("eta_x", "eta_z", "log_density"):
-            _MP[name] = sp.lambdify(args, getattr(g, name), modules="mpmath")
-    return _MP
-
-
-def mp_gaussian_fields(alpha, beta, x: Sequence, mean: Sequence, variances) -> tuple[list, list, mpmath.mpf]:
-    """mpmath oracle for one diagonal Gaussian ``N(mean, diag(variances))``: ``(eta_X, eta_Z, log p)``.
-
-    Built by lambdifying the sympy derivation of :mod:`lazysi.symbolic.fields` to mpmath (evaluate
-    inside ``mpmath.workdps``). ``variances`` is one number (isotropic) or one per coordinate.
-    Requires ``alpha^2 + beta^2 d > 0`` in every coordinate.
-    """
-    f = _mp_funcs()
-    dim = len(x)
-    var = list(variances) if isinstance(variances, (list, tuple)) else [variances] * dim
-    if len(mean) != dim or len(var) != dim:
-        raise ValueError(f"x, mean and variances must have the same length ({dim}); got {len(mean)}, {len(var)}")
-    alpha, beta = mpmath.mpf(alpha), mpmath.mpf(beta)
-    ex, ez, lp = [], [], mpmath.mpf(0)
-    for xj, mj, dj in zip(x, mean, var):
-        xj, mj, dj = mpmath.mpf(xj), mpmath.mpf(mj), mpmath.mpf(dj)
-        if dj < 0:
-            raise ValueError("variances must be >= 0")
-        if alpha**2 + beta**2 * dj == 0:
-            raise ValueError("alpha^2 + beta^2 d = 0: the marginal of I_t is degenerate here")
-        ex.append(f["eta_x"](alpha, beta, xj, mj, dj))
-        ez.append(f["eta_z"](alpha, beta, xj, mj, dj) if alpha != 0 else mpmath.mpf(0))
-        lp += f["log_density"](alpha, beta, xj, mj, dj)
-    return ex, ez, lp
-
-
-def mp_mixture_log_density(alpha, beta, x: Sequence, weights: Sequence, means: Sequence[Sequence], variances: Sequence):
-    """``log p_t(x)`` of the mixture (mpf); arguments as :func:`mp_mixture_fields`."""
-    logs = [mpmath.log(mpmath.mpf(w)) + mp_gaussian_fields(alpha, beta, x, m, v)[2] for w, m, v in zip(weights, means, variances) if w > 0]
-    top = max(logs)
-    total = mpmath.fsum(weights)
-    return top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in logs)) - mpmath.log(total)
-
-
-def mp_mixture_fields(alpha, beta, x: Sequence, weights: Sequence, means: Sequence[Sequence], variances: Sequence) -> tuple[list, list]:
-    """mpmath oracle of the fields of ``sum_k w_k N(means[k], diag(variances[k]))`` at ``I = x``.
-
-    Args:
-        alpha, beta: the schedule values (mpf or numbers) with ``alpha > 0``.
-        x: the state, a list of D numbers.
-        weights: K nonnegative weights (normalised here).
-        means: K lists of D numbers.
-        variances: K entries, each one number (isotropic) or a list of D variances (diagonal).
-
-    Returns ``(eta_X, eta_Z)`` as lists of mpf: posterior-weighted (log-sum-exp) sums of the
-    per-component fields, all from the lambdified sympy derivation. Use inside ``mpmath.workdps``.
-    """
-    if not (len(weights) == len(means) == len(variances)) or not weights:
-        raise ValueError("weights, means and variances must have the same non-zero length")
-    comps = [mp_gaussian_fields(alpha, beta, x, m, v) for m, v in zip(means, variances)]
-    logs = [mpmath.log(mpmath.mpf(w)) + c[2] if w > 0 else -mpmath.inf for w, c in zip(weights, comps)]
-    top = max(logs)
-    ws = [mpmath.exp(v - top) if v != -mpmath.inf else mpmath.mpf(0) for v in logs]
-    total = mpmath.fsum(ws)
-    ws = [w / total for w in ws]
-    dim = len(x)
-    eta_x = [mpmath.fsum(w * c[0][j] for w, c in zip(ws, comps)) for j in range(dim)]
-    eta_z = [mpmath.fsum(w * c[1][j] for w, c in zip(ws, comps)) for j in range(dim)]
-    return eta_x, eta_z
 
 
 def field_kernel_expressions(schedule) -> dict[str, sp.Expr]:

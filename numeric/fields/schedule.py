@@ -7,15 +7,16 @@ dtype/device agnostic, and finite at t = 0 and t = 1 wherever the limit is finit
 """
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
-from lazysi.symbolic.codegen import compile_module, render_module
-from lazysi.symbolic.families import FAMILIES, family
+from lazysi.symbolic.codegen import module_digest, render_module
 from lazysi.symbolic.schedule import Schedule
+
+from lazysi.numeric.fields.loader import load_generated
 
 __all__ = [
     "GENERATED_DIR",
@@ -25,6 +26,8 @@ __all__ = [
     "ScheduleValues",
     "family_module_name",
     "render_schedule_module",
+    "schedule_module_digest",
+    "module_generators",
 ]
 
 GENERATED_DIR = Path(__file__).resolve().parents[1] / "generated"
@@ -66,6 +69,23 @@ def family_module_name(name: str) -> str:
     return name.replace("-", "_")
 
 
+def _schedule_module_parts(schedule: Schedule, bound: bool):
+    """``(title, functions, time symbol, params)`` of a schedule's kernel module."""
+    title = f"schedule family {schedule.name!r}"
+    if bound:
+        b = schedule.bound
+        return title, b.kernels(), b.t, []
+    params = [(p.symbol, p.name, float(schedule.value_map[p.name])) for p in schedule.params]
+    return title, schedule.kernels(), schedule.t, params
+
+
+def schedule_module_digest(schedule: Schedule, bound: bool) -> str:
+    """The ``SOURCE_SHA256`` stamp :func:`render_schedule_module` writes (``bound``: the module
+    was generated with the parameter values bound, ``PARAMS = {}``)."""
+    title, functions, _, params = _schedule_module_parts(schedule, bound)
+    return module_digest(functions, title, params)
+
+
 def render_schedule_module(schedule: Schedule) -> str:
     """Module source for a schedule's kernels.
 
@@ -77,24 +97,23 @@ def render_schedule_module(schedule: Schedule) -> str:
         f"schedule {schedule.name}: alpha = {schedule.alpha}, beta = {schedule.beta}",
         f"data_scale = {schedule.data_scale}",
     ]
-    params = [(p.symbol, p.name, float(schedule.value_map[p.name])) for p in schedule.params]
-    title = f"schedule family {schedule.name!r}"
+    title, functions, var, params = _schedule_module_parts(schedule, bound=False)
     try:
-        src = render_module(title, schedule.kernels(), schedule.t, params, header_lines=header)
+        src = render_module(title, functions, var, params, header_lines=header)
     except NotImplementedError:
-        bound = schedule.bound
         values = ", ".join(f"{k}={v}" for k, v in schedule.value_map.items())
         header.append(f"parameters bound ({values}): endpoint limits depend on their values")
-        src = render_module(title, bound.kernels(), bound.t, (), header_lines=header)
-        params = []
+        title, functions, var, params = _schedule_module_parts(schedule, bound=True)
+        src = render_module(title, functions, var, params, header_lines=header)
     return src + f"\nPARAMS = {{{', '.join(f'{n!r}: {d!r}' for _, n, d in params)}}}\n"
 
 
-def _is_builtin(schedule: Schedule) -> bool:
-    if schedule.name not in FAMILIES:
-        return False
-    ref = family(schedule.name)
-    return ref.alpha == schedule.alpha and ref.beta == schedule.beta and ref.params == schedule.params
+def module_generators() -> dict[str, Callable[[], str]]:
+    """Committed generated modules: ``<family>.py`` for every built-in family (see
+    :mod:`lazysi.numeric.codegen_all`)."""
+    from lazysi.symbolic.families import FAMILIES, family
+
+    return {f"{family_module_name(n)}.py": (lambda n=n: render_schedule_module(family(n))) for n in FAMILIES}
 
 
 class NumericSchedule:
@@ -108,19 +127,13 @@ class NumericSchedule:
         self.schedule = schedule
         self.point_mass = schedule.point_mass
         self.data_scale = float(schedule.bind(schedule.data_scale))
-        module = None
-        if _is_builtin(schedule):
-            module = importlib.import_module(f"lazysi.numeric.generated.{family_module_name(schedule.name)}")
-            kw = {p.name: float(schedule.value_map[p.name]) for p in schedule.params}
-            # A module generated with bound parameters serves only its own default values.
-            if set(kw) != set(module.PARAMS) and any(float(p.default) != kw[p.name] for p in schedule.params):
-                module = None
-        if module is not None:
-            self._ns = vars(module)
-            self._kw = {k: v for k, v in kw.items() if k in module.PARAMS}
-        else:
-            self._ns = compile_module(render_schedule_module(schedule.bound), f"lazysi_schedule_{schedule.name}")
-            self._kw = {}
+        bound = schedule.bound
+        self._ns, self._kw = load_generated(
+            family_module_name(schedule.name),
+            [schedule],
+            lambda: render_schedule_module(bound),
+            ("schedule", schedule.name, bound.alpha, bound.beta, bound.data_scale),
+        )
 
     _t = staticmethod(as_time)
 

@@ -1,6 +1,6 @@
 """Peer samplers of issues 15 and 16, each as data (:class:`PeerImpl`) plus one function.
 
-Every peer runs on the SAME model (a lazysi :class:`~lazysi.numeric.providers.FieldProvider` on the
+Every peer runs on the SAME model (a lazysi :class:`~lazysi.numeric.fields.providers.FieldProvider` on the
 linear training schedule ``alpha = 1 - t``, ``beta = t``; lazysi time t = 0 noise .. t = 1 data) with
 one signature::
 

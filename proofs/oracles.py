@@ -1,34 +1,119 @@
-"""High-precision path simulation with mpmath on Gaussian-mixture data with exact fields (C4, C5).
+"""mpmath oracles: the exact Gaussian / mixture fields and high-precision paths (claims C1-C7).
 
-Everything here runs at ``dps`` decimal digits (>= 30): the schedules are the sympy expressions
-lambdified to mpmath, the fields come from :func:`lazysi.numeric.fields.gaussian.mp_mixture_fields`
-(the exact mixture posterior), so the only error is the integrator's.
+Used by the claims and the tests as independent references for the torch code; nothing in the
+library's sampling path imports this module. Everything runs at ``dps`` >= 30 decimal digits.
 
-* :func:`mp_ode_solve`: the probability-flow ODE ``dx/dt = b(t, x)`` with an order-16
-  Gragg-Bulirsch-Stoer extrapolation integrator (t forward, base -> data).
-* :func:`mp_conversion_ode_gap`: integrates A's ODE from ``tau(s0)`` to ``tau(s1)`` and B's ODE from
-  ``s0`` to ``s1`` from ``x_B(s0) = c(s0) x_A(tau(s0))``; returns ``|x_B(s1) - c(s1) x_A(tau(s1))|``.
-* :func:`mp_sde_em` and :func:`mp_conversion_sde_gap`: Euler-Maruyama for A's SDE with
-  ``eps = nu eps*_A`` driven by W on the grid ``tau(s_k)`` and for B's SDE with ``nu eps*_B``
-  (C6: the converted coefficient) driven by the time-changed ``Delta W_B = Delta W sqrt(Delta s /
-  Delta tau)``; returns the path discrepancy ``max_k |X_B(s_k) - c(s_k) X_A(tau(s_k))|``, which
-  shrinks with the step like the strong error (order 1: additive noise).
+* Fields: :func:`mp_gaussian_fields`, :func:`mp_mixture_fields`, :func:`mp_mixture_log_density`
+  lambdify the sympy derivation of :mod:`lazysi.symbolic.fields` (C7) to mpmath.
+* Schedules: :class:`MpSchedule` (alpha, beta, their derivatives and eps* as mpmath functions).
+* Paths on Gaussian-mixture data (C4, C5), t forward (base -> data):
+  :func:`mp_ode_solve` (the probability-flow ODE, order-16 Gragg-Bulirsch-Stoer),
+  :func:`mp_conversion_ode_gap` (A's and B's ODE solutions started consistently:
+  ``|x_B(s1) - c(s1) x_A(tau(s1))|``), :func:`mp_sde_em` and :func:`mp_conversion_sde_gap`
+  (Euler-Maruyama for A with ``nu eps*_A`` on ``tau(s_k)`` and for B with ``nu eps*_B`` driven by the
+  time-changed increments ``Delta W_B = Delta W sqrt(Delta s / Delta tau)``; the path discrepancy
+  shrinks like the strong error, order 1 for additive noise).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import mpmath
 import sympy as sp
 
 from lazysi.symbolic.conversion import Conversion, s as S_SYM, t as T_SYM
+from lazysi.symbolic.fields import ALPHA, BETA, D, M, X, gaussian_fields
 from lazysi.symbolic.schedule import Schedule
 
-from lazysi.numeric.fields.gaussian import mp_mixture_fields
+__all__ = [
+    "Mixture",
+    "MpSchedule",
+    "mp_gaussian_fields",
+    "mp_mixture_fields",
+    "mp_mixture_log_density",
+    "mp_ode_solve",
+    "mp_conversion_ode_gap",
+    "mp_sde_em",
+    "mp_conversion_sde_gap",
+]
 
-__all__ = ["Mixture", "MpSchedule", "mp_ode_solve", "mp_conversion_ode_gap", "mp_sde_em", "mp_conversion_sde_gap"]
+# ---------------------------------------------------------------------------- fields (C7)
+_MP: dict[str, Callable] = {}
 
+
+def _mp_funcs() -> dict[str, Callable]:
+    if not _MP:
+        g = gaussian_fields()
+        args = (ALPHA, BETA, X, M, D)
+        for name in ("eta_x", "eta_z", "log_density"):
+            _MP[name] = sp.lambdify(args, getattr(g, name), modules="mpmath")
+    return _MP
+
+
+def mp_gaussian_fields(alpha, beta, x: Sequence, mean: Sequence, variances) -> tuple[list, list, mpmath.mpf]:
+    """mpmath oracle for one diagonal Gaussian ``N(mean, diag(variances))``: ``(eta_X, eta_Z, log p)``.
+
+    Built by lambdifying the sympy derivation of :mod:`lazysi.symbolic.fields` to mpmath (evaluate
+    inside ``mpmath.workdps``). ``variances`` is one number (isotropic) or one per coordinate.
+    Requires ``alpha^2 + beta^2 d > 0`` in every coordinate.
+    """
+    f = _mp_funcs()
+    dim = len(x)
+    var = list(variances) if isinstance(variances, (list, tuple)) else [variances] * dim
+    if len(mean) != dim or len(var) != dim:
+        raise ValueError(f"x, mean and variances must have the same length ({dim}); got {len(mean)}, {len(var)}")
+    alpha, beta = mpmath.mpf(alpha), mpmath.mpf(beta)
+    ex, ez, lp = [], [], mpmath.mpf(0)
+    for xj, mj, dj in zip(x, mean, var):
+        xj, mj, dj = mpmath.mpf(xj), mpmath.mpf(mj), mpmath.mpf(dj)
+        if dj < 0:
+            raise ValueError("variances must be >= 0")
+        if alpha**2 + beta**2 * dj == 0:
+            raise ValueError("alpha^2 + beta^2 d = 0: the marginal of I_t is degenerate here")
+        ex.append(f["eta_x"](alpha, beta, xj, mj, dj))
+        ez.append(f["eta_z"](alpha, beta, xj, mj, dj) if alpha != 0 else mpmath.mpf(0))
+        lp += f["log_density"](alpha, beta, xj, mj, dj)
+    return ex, ez, lp
+
+
+def mp_mixture_log_density(alpha, beta, x: Sequence, weights: Sequence, means: Sequence[Sequence], variances: Sequence):
+    """``log p_t(x)`` of the mixture (mpf); arguments as :func:`mp_mixture_fields`."""
+    logs = [mpmath.log(mpmath.mpf(w)) + mp_gaussian_fields(alpha, beta, x, m, v)[2] for w, m, v in zip(weights, means, variances) if w > 0]
+    top = max(logs)
+    total = mpmath.fsum(weights)
+    return top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in logs)) - mpmath.log(total)
+
+
+def mp_mixture_fields(alpha, beta, x: Sequence, weights: Sequence, means: Sequence[Sequence], variances: Sequence) -> tuple[list, list]:
+    """mpmath oracle of the fields of ``sum_k w_k N(means[k], diag(variances[k]))`` at ``I = x``.
+
+    Args:
+        alpha, beta: the schedule values (mpf or numbers) with ``alpha > 0``.
+        x: the state, a list of D numbers.
+        weights: K nonnegative weights (normalised here).
+        means: K lists of D numbers.
+        variances: K entries, each one number (isotropic) or a list of D variances (diagonal).
+
+    Returns ``(eta_X, eta_Z)`` as lists of mpf: posterior-weighted (log-sum-exp) sums of the
+    per-component fields, all from the lambdified sympy derivation. Use inside ``mpmath.workdps``.
+    """
+    if not (len(weights) == len(means) == len(variances)) or not weights:
+        raise ValueError("weights, means and variances must have the same non-zero length")
+    comps = [mp_gaussian_fields(alpha, beta, x, m, v) for m, v in zip(means, variances)]
+    logs = [mpmath.log(mpmath.mpf(w)) + c[2] if w > 0 else -mpmath.inf for w, c in zip(weights, comps)]
+    top = max(logs)
+    ws = [mpmath.exp(v - top) if v != -mpmath.inf else mpmath.mpf(0) for v in logs]
+    total = mpmath.fsum(ws)
+    ws = [w / total for w in ws]
+    dim = len(x)
+    eta_x = [mpmath.fsum(w * c[0][j] for w, c in zip(ws, comps)) for j in range(dim)]
+    eta_z = [mpmath.fsum(w * c[1][j] for w, c in zip(ws, comps)) for j in range(dim)]
+    return eta_x, eta_z
+
+
+
+# ---------------------------------------------------------------------------- paths (C4, C5)
 MIN_DPS = 30
 
 
@@ -46,13 +131,23 @@ class Mixture:
 
 
 class MpSchedule:
-    """alpha, beta, their derivatives and eps* of a schedule as mpmath functions of t."""
+    """``alpha, beta, alpha_dot, beta_dot, eps_star`` of a schedule (parameters bound) as mpmath
+    functions of t (lambdified sympy; evaluate inside ``mpmath.workdps``).
+
+    Two spellings: attributes (``ms.alpha(tv)``, the raw lambdified function) and a call
+    (``ms("alpha", tv)``, which takes ``tv`` as an mpf and returns an mpf)."""
+
+    NAMES = ("alpha", "beta", "alpha_dot", "beta_dot", "eps_star")
 
     def __init__(self, schedule: Schedule):
         b = schedule.bound
-        names = ("alpha", "beta", "alpha_dot", "beta_dot", "eps_star")
-        for n in names:
-            setattr(self, n, sp.lambdify(T_SYM, getattr(b, n), modules="mpmath"))
+        self.schedule = b
+        self._f = {n: sp.lambdify(T_SYM, getattr(b, n), modules="mpmath") for n in self.NAMES}
+        for n, f in self._f.items():
+            setattr(self, n, f)
+
+    def __call__(self, name: str, tv) -> mpmath.mpf:
+        return mpmath.mpf(self._f[name](mpmath.mpf(tv)))
 
     def drift(self, mix: Mixture, nu, tv, x: Sequence) -> list:
         """``b + nu eps* s = (alpha_dot - nu eps*/alpha) eta_Z + beta_dot eta_X`` at (t, x)."""
