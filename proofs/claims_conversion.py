@@ -85,9 +85,15 @@ _STRATEGIES = (
 _PROVED = Store("proved_zero", scope="sympy")
 
 
-def reduces_to_zero(expr: sp.Expr, seconds: float = 3.0) -> bool | None:
-    """True when sympy reduces ``expr`` to 0 by one of a few rewrites (each time-bounded):
-    expand, together, simplify, trig expansion, and the substitution s = u/(1+u) (u > 0).
+#: residuals above this many operations are not handed to sympy (size bound, not time: see
+#: :func:`lazysi.symbolic.validity.prove_positive`); they can still be 'numeric-only'
+MAX_ZERO_OPS = 1000
+
+
+def reduces_to_zero(expr: sp.Expr, max_ops: int = MAX_ZERO_OPS) -> bool | None:
+    """True when sympy reduces ``expr`` to 0 by one of a few rewrites (tried only when ``expr`` has
+    at most ``max_ops`` operations): expand, together, simplify, trig expansion, and the
+    substitution s = u/(1+u) (u > 0).
     A reduction found once is remembered on disk under the expression's ``srepr`` and the sympy
     version (see :mod:`lazysi.symbolic.cache`; ``LAZYSI_NO_CACHE=1`` re-proves)."""
     key = _PROVED.key("zero", expr)
