@@ -253,3 +253,19 @@ def test_bad_input_raises():
         cov_sde_solve(base, approx, torch.tensor([0.0, 0.7, 0.5], dtype=torch.float64), x0, ok)
     with pytest.raises(ValueError, match="dimension"):
         cov_sde_solve(base, approx, g, torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, 2, 4, dtype=torch.float64))
+
+
+def test_claims_c16_pass_and_can_fail(monkeypatch):
+    """C16a/C16b (quick) pass; with a wrong drift gain k (a perturbed SDE) C16a's numeric half fails
+    (its symbolic half then leaves nonzero residuals too, not run here: 20 s of simplify)."""
+    from lazysi.proofs import claims_sde
+    from lazysi.proofs.registry import REGISTRY, Context, claims, run_claim
+
+    claims()
+    for cid in ("C16a", "C16b"):
+        r = run_claim(REGISTRY[cid], Context(quick=True))
+        assert r.symbolic == "proved" and r.passed, (cid, r.symbolic_detail, r.numeric_detail)
+    real = claims_sde.sde_gain
+    monkeypatch.setattr(claims_sde, "sde_gain", lambda sch, nu: real(sch, nu) * (1 + claims_sde.t / 100))
+    out = claims_sde._c16a_numeric(Context(quick=True))
+    assert not out.passed and out.max_error > 1e-6
