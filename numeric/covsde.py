@@ -160,6 +160,9 @@ def cov_sde_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.T
     if approx.dim != x0[0].numel():
         raise ValueError(f"the Gaussian approximation has dimension {approx.dim}, a sample has {x0[0].numel()}")
     sch = provider.schedule
+    g0 = grid[:1]
+    if float(sch.alpha(g0)) == 0.0 and float(sch.beta(g0)) == 0.0 and bool((x0 != 0).any()):
+        raise ValueError(f"the schedule's marginal at t = {float(g0)} is a point mass at 0: x0 must be zeros")
     kern = sde_kernels_for(sch, float(nu))
     dtype, dev, shape = x0.dtype, x0.device, x0.shape
     batch = shape[0]
