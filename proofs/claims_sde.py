@@ -28,7 +28,7 @@ from lazysi.symbolic.cache import reduced
 from lazysi.symbolic.families import family
 from lazysi.symbolic.fields import D
 from lazysi.symbolic.schedule import Schedule, t
-from lazysi.symbolic.sde_frame import T0, T1, check_nu, derive_sde_kernels, sde_gain, transition
+from lazysi.symbolic.sde_frame import T0, T1, derive_sde_kernels, sde_gain, transition
 
 from .registry import Claim, Context, NumericOutcome, SymbolicOutcome, register
 
@@ -129,7 +129,8 @@ def _c16a_numeric(ctx: Context) -> NumericOutcome:
             worst = max(worst, max(_rel(g, x) for g, x in zip(got, r)))
         used.append(f"{name} nu={nu} d={d}")
     return NumericOutcome(float(worst), 10.0 ** (5 - ctx.digits), ctx.digits,
-                          f"M, V, W_0..2 from t0 = 0.2 to {'0.5' if ctx.quick else '0.5 and 1'} vs mpmath odefun of the moment ODEs: {'; '.join(used)}")
+                          f"M, V, W_0..2 from t0 = 0.2 to {'0.5' if ctx.quick else '0.5 and 1'} vs mpmath odefun "
+                          f"of the moment ODEs: {'; '.join(used)}")
 
 
 register(Claim("C16a", "SDE frame: per eigendirection the transition M = A(t1)/A(t0), V = phi1^2 (1 - e^(-2 Lambda)) and residual weights "
@@ -187,7 +188,8 @@ def _c16b_numeric(ctx: Context) -> NumericOutcome:
                     worst = max(worst, err)
         used.append(f"{name} nu={nu}")
     return NumericOutcome(worst, 1e-11, ctx.digits,
-                          f"float64 torch M, V, W_0..2 vs mpmath ({ctx.digits} digits), steps {steps}, d in (random, 1e-4): {'; '.join(used)}")
+                          f"float64 torch M, V, W_0..2 vs mpmath ({ctx.digits} digits), steps {steps}, "
+                          f"d in (random, 1e-4): {'; '.join(used)}")
 
 
 register(Claim("C16b", "SDE frame in float64: the residual is (1 + nu) beta lambda_dot (eta_X - eta_X^G); the generated transition kernels "

@@ -43,10 +43,6 @@ at a point-mass base; its accuracy is checked against mpmath (``lazysi verify``,
 """
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
-from pathlib import Path
-
 import mpmath
 import sympy as sp
 
@@ -82,17 +78,12 @@ def check_nu(nu: object) -> sp.Expr:
     return value
 
 
-@lru_cache(maxsize=None)
-def _source_hash() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-
-
 def derive_sde_kernels(schedule: Schedule, nu: object = 1) -> dict[str, sp.Expr]:
-    """:func:`_derive_sde_kernels`, kept in the disk cache (:mod:`lazysi.symbolic.cache`) under the
-    bound schedule, ``nu`` and this module's source."""
+    """:func:`_derive_sde_kernels`, kept in the disk cache (:mod:`lazysi.symbolic.cache`, whose file
+    name carries the fingerprint of every ``lazysi.symbolic`` source) under the bound schedule and ``nu``."""
     bound = schedule.bound
     nu_v = check_nu(nu)
-    return _DERIVED.memo(("sde-kernels", bound.alpha, bound.beta, nu_v, _source_hash()), SDE_KERNEL_NAMES,
+    return _DERIVED.memo(("sde-kernels", bound.alpha, bound.beta, nu_v), SDE_KERNEL_NAMES,
                          lambda: _derive_sde_kernels(schedule, nu_v))
 
 

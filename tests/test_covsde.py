@@ -316,7 +316,8 @@ def test_convergence_on_a_mixture_strong_one_weak_two():
     strong, weak = {}, {}
     for order in (1, 2):
         for steps in (16, 32, 64):
-            x = cov_sde_solve(frame, approx, grids.uniform(steps), x0, _aggregate_normals(kern, approx, fine, xi_w, n_fine // steps), order=order)
+            normals = _aggregate_normals(kern, approx, fine, xi_w, n_fine // steps)
+            x = cov_sde_solve(frame, approx, grids.uniform(steps), x0, normals, order=order)
             strong[order, steps] = float((x - ref).norm(dim=1).mean())
             weak[order, steps] = float((stats(x) - stats(ref)).abs().max())
     for order in (1, 2):
