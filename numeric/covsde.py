@@ -45,6 +45,7 @@ integrand (see :mod:`lazysi.symbolic.sde_frame` for why not closed forms), ``2 *
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 
 import sympy as sp
@@ -59,7 +60,7 @@ from .covlazy import GaussianApprox
 from .kernels import NumericSchedule
 from .providers import FieldProvider
 
-__all__ = ["SdeKernels", "sde_kernels_for", "cov_sde_solve", "DE_STEP", "DE_HALF"]
+__all__ = ["SdeKernels", "sde_kernels_for", "cov_sde_solve", "brownian_normals", "DE_STEP", "DE_HALF"]
 
 #: tanh-sinh rule on [0, 1]: nodes u_k = 1/(1 + exp(-pi sinh(k h))), k = -DE_HALF .. DE_HALF
 DE_STEP = 1.0 / 24.0
@@ -135,6 +136,17 @@ def sde_kernels_for(schedule: NumericSchedule, nu: float = 1.0) -> SdeKernels:
     return _KERNELS[key]
 
 
+def brownian_normals(seed: int, indices: Sequence[int], steps: int, shape: Sequence[int], *, dtype: torch.dtype = torch.float64,
+                     device: str | torch.device = "cpu") -> torch.Tensor:
+    """The ``normals`` argument of :func:`cov_sde_solve` for samples ``indices``: shape
+    ``(steps, len(indices), *shape)``, row j drawn from ``(seed, indices[j])`` on the ``"brownian"``
+    stream (the stream :mod:`lazysi.numeric.lazy` uses for its SDE increments), so a sample's noise
+    does not depend on the batch it is generated in."""
+    from .seeding import per_sample_normal
+
+    return per_sample_normal(seed, indices, (steps, *tuple(shape)), stream="brownian", dtype=dtype, device=device).movedim(1, 0)
+
+
 def cov_sde_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.Tensor, x0: torch.Tensor,
                   normals: torch.Tensor, nu: float = 1.0, order: int = 1) -> torch.Tensor:
     """Integrate ``dX = (b + nu eps* s) dt + sqrt(2 nu eps*) dW`` of ``provider`` (on its schedule,
@@ -144,8 +156,7 @@ def cov_sde_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.T
 
     ``grid``: float64 1-D increasing times in [0, 1]. ``x0``: (B, *shape) (zeros at a point-mass
     base). ``normals``: (steps, B, *shape) i.i.d. standard normals, ``normals[i]`` drives step i
-    (make them per sample, e.g. ``seeding.per_sample_normal(seed, idx, (steps, *shape),
-    stream="brownian").movedim(1, 0)``, for batch invariance). One model evaluation per step, never
+    (per sample, :func:`brownian_normals`, for batch invariance). One model evaluation per step, never
     at ``grid[-1]``. Returns (B, *shape) in ``x0``'s dtype."""
     from . import grids
 

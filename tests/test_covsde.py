@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lazysi.numeric import covlazy, grids
-from lazysi.numeric.covsde import cov_sde_solve, sde_kernels_for
+from lazysi.numeric.covsde import brownian_normals, cov_sde_solve, sde_kernels_for
 from lazysi.numeric.gaussian import MixtureProvider
 from lazysi.numeric.kernels import NumericSchedule
 from lazysi.numeric.lazy import CountingProvider, generate, lazy_provider
@@ -232,7 +232,8 @@ def test_batch_invariance():
     """Row j depends only on its own normals: a sub-batch gives the same rows."""
     base, approx = _mixture(LINEAR)
     frame = lazy_provider(base, "lazy-pm", 1.0, 0.0)
-    normals = per_sample_normal(3, range(12), (4, 3), stream="brownian").movedim(1, 0)
+    normals = brownian_normals(3, range(12), 4, (3,))
+    assert torch.equal(normals[:, 3:8], brownian_normals(3, range(3, 8), 4, (3,)))
     full = cov_sde_solve(frame, approx, grids.uniform(4), torch.zeros(12, 3, dtype=torch.float64), normals, order=2)
     part = cov_sde_solve(frame, approx, grids.uniform(4), torch.zeros(5, 3, dtype=torch.float64), normals[:, 3:8], order=2)
     assert (full[3:8] - part).abs().max() < 1e-13
