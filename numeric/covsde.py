@@ -1,0 +1,235 @@
+"""Covariance-aware SDE samplers: the Gaussian part of an SDE integrated exactly, noise included.
+
+Time runs forward, t = 0 base -> t = 1 data, on the schedule of the ``provider`` (the frame's
+schedule; the samplers use the point-mass schedule, ``lazy_provider(p, "lazy-pm", sigma, 0.0)``).
+The SDE is ``dX = (b + eps s) dt + sqrt(2 eps) dW`` with ``eps = nu eps*`` (``nu = 0``: the
+probability-flow ODE; ``nu = 1``: the statistically optimal SDE, C2).
+
+**What is the paper's and what is ours.** The paper's diffusion sampler is Euler-Maruyama on the
+point-mass eps*-SDE (C12; ``lazy-sde`` in :mod:`lazysi.numeric.lazy`), exact on isotropic Gaussian
+data (C13). The covariance frame below is ours (MATH.md C16): it makes the SDE sampler exact on
+*any* Gaussian data, which no scalar schedule can (C15).
+
+**The frame.** A Gaussian approximation ``N(m, Sigma)`` of the data (:class:`~lazysi.numeric.covlazy.
+GaussianApprox`, full / low-rank / diagonal) splits the drift into its exact Gaussian part and a
+residual. Per eigendirection (variance ``d``) of ``y = x - beta m`` the Gaussian part is the linear
+SDE ``dy = k y dt + sqrt(2 eps) dW`` whose transition over ``[t0, t1]`` is Gaussian
+(:mod:`lazysi.symbolic.sde_frame`, where every kernel is derived and checked)::
+
+    y1 = M y0 + sum_j c_j W_j + sqrt(V) xi,
+    M = exp(log_A(t1) - log_A(t0)),  V = -phi1^2 expm1(-2 nu (L(t1) - L(t0))),
+    W_j = int_{t0}^{t1} exp(log_A(t1) - log_A(s)) (s - t0)^j ds,
+
+where ``sum_j c_j (s - t0)^j`` is the polynomial that stands for the residual over the step. The
+residual is the model drift minus the Gaussian drift; through ``x = alpha eta_Z + beta eta_X`` it is
+``r = (1 + nu) beta lambda_dot (eta_X - eta_X^G)`` (derived, ``r_gain``), finite for t < 1 also where
+``eps*`` is infinite (a standard base) or the drift's x-coefficient is (a point-mass base, nu != 1).
+
+* ``order=1`` (``lazy-cov-sde``): the residual frozen at the step's start (stochastic exponential
+  Euler). Exact in distribution for Gaussian data equal to the approximation, any number of steps
+  (``r = 0`` there).
+* ``order=2, 3``: stochastic Adams in this frame (SA-Solver's idea, Xue et al. 2023, with the
+  Gaussian part exact): ``r`` is the polynomial through the last 2 or 3 evaluations (Newton form at
+  ``t_k``), integrated with the weights ``W_j``; one model evaluation per step, the first steps
+  use what history there is.
+
+Endpoints: at a point-mass base (``phi(t0) = 0``: ``alpha = beta = 0``) the state is ``y0 = 0``
+and ``M`` is set to 0 (``V = phi1^2`` there, from ``L(t0) = -oo``); the model is evaluated there
+through its fields (``eta_X(0, 0) = E[X]``), never through the drift, whose x-coefficient is
+infinite at a point-mass base unless nu = 1. At t = 1 everything is finite (``d > 0``); the model
+is never evaluated at ``grid[-1]``.
+
+The weights ``W_j`` are computed by double-exponential (tanh-sinh) quadrature of the generated
+integrand (see :mod:`lazysi.symbolic.sde_frame` for why not closed forms), ``2 * DE_HALF + 1`` nodes.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import sympy as sp
+import torch
+
+from lazysi.symbolic.codegen import compile_module, render_module
+from lazysi.symbolic.fields import D
+from lazysi.symbolic.schedule import t
+from lazysi.symbolic.sde_frame import SDE_KERNEL_NAMES, check_nu, derive_sde_kernels
+
+from .covlazy import GaussianApprox
+from .kernels import NumericSchedule
+from .providers import FieldProvider
+
+__all__ = ["SdeKernels", "sde_kernels_for", "cov_sde_solve", "brownian_normals", "DE_STEP", "DE_HALF"]
+
+#: tanh-sinh rule on [0, 1]: nodes u_k = 1/(1 + exp(-pi sinh(k h))), k = -DE_HALF .. DE_HALF
+DE_STEP = 1.0 / 24.0
+DE_HALF = 96
+
+
+@lru_cache(maxsize=None)
+def _de_rule() -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes ``u`` in (0, 1) and weights of the tanh-sinh rule for ``int_0^1 f(u) du`` (float64).
+    ``u`` is computed as a logistic function, so nodes next to 0 keep full relative precision."""
+    k = torch.arange(-DE_HALF, DE_HALF + 1, dtype=torch.float64) * DE_STEP
+    z = math.pi * torch.sinh(k)
+    u = torch.sigmoid(z)
+    w = DE_STEP * math.pi * torch.cosh(k) * torch.sigmoid(z) * torch.sigmoid(-z)
+    return u, w
+
+
+class SdeKernels:
+    """Generated torch kernels ``phi, L, log_A, gain_x, r_gain`` of one schedule and ``nu``
+    (``fn(name, t, d)``, float64, ``t`` and ``d`` broadcast) and the transition they define."""
+
+    def __init__(self, schedule: NumericSchedule, nu: float):
+        self.schedule = schedule
+        self.nu = float(nu)
+        self.exprs = derive_sde_kernels(schedule.schedule, check_nu(nu))
+        src = render_module(f"covariance-aware SDE kernels, schedule {schedule.schedule.name}, nu = {check_nu(nu)}",
+                            self.exprs, t, [(D, "d", 1.0)], simplify=False)
+        self._ns = compile_module(src, f"lazysi_covsde_{schedule.schedule.name}")
+        self.source = src
+
+    def __call__(self, name: str, tv, d: torch.Tensor) -> torch.Tensor:
+        if name not in SDE_KERNEL_NAMES:
+            raise ValueError(f"unknown kernel {name!r}; known: {', '.join(SDE_KERNEL_NAMES)}")
+        tv = torch.as_tensor(tv, dtype=torch.float64)
+        d = torch.as_tensor(d, dtype=torch.float64)
+        return self._ns[name](tv + torch.zeros_like(d), d=d)
+
+    def transition(self, t0: float, t1: float, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(M, V)`` over ``[t0, t1]`` for each variance in ``d`` (float64, ``d``'s shape); ``M = 0``
+        where ``phi(t0) = 0`` (point-mass base)."""
+        d = torch.as_tensor(d, dtype=torch.float64)
+        phi0, phi1 = self("phi", t0, d), self("phi", t1, d)
+        m = torch.exp(self("log_A", t1, d) - self("log_A", t0, d))
+        m = torch.where(phi0 == 0, torch.zeros_like(m), m)
+        if self.nu == 0.0:
+            v = torch.zeros_like(m)
+        else:
+            v = -(phi1**2) * torch.expm1(-2.0 * self.nu * (self("L", t1, d) - self("L", t0, d)))
+        return m, v
+
+    def weights(self, t0: float, t1: float, d: torch.Tensor, terms: int = 1) -> torch.Tensor:
+        """``W_j = int_{t0}^{t1} A(t1)/A(s) (s - t0)^j ds`` for ``j < terms``: shape ``(terms, *d.shape)``."""
+        d = torch.as_tensor(d, dtype=torch.float64)
+        h = float(t1) - float(t0)
+        u, w = _de_rule()
+        shape = (-1,) + (1,) * d.ndim
+        s = (float(t0) + h * u).clamp(max=float(t1)).reshape(shape)
+        integrand = torch.exp(self("log_A", t1, d) - self._ns["log_A"](s + torch.zeros_like(d), d=d))
+        out = []
+        for j in range(terms):
+            out.append(h ** (j + 1) * ((w * u**j).reshape(shape) * integrand).sum(0))
+        return torch.stack(out)
+
+
+_KERNELS: dict[tuple[str, str, float], SdeKernels] = {}
+
+
+def sde_kernels_for(schedule: NumericSchedule, nu: float = 1.0) -> SdeKernels:
+    """Cached :class:`SdeKernels` (derivation + codegen take seconds once per process)."""
+    key = (sp.srepr(schedule.schedule.bound.alpha), sp.srepr(schedule.schedule.bound.beta), float(nu))
+    if key not in _KERNELS:
+        _KERNELS[key] = SdeKernels(schedule, nu)
+    return _KERNELS[key]
+
+
+def brownian_normals(seed: int, indices: Sequence[int], steps: int, shape: Sequence[int], *, dtype: torch.dtype = torch.float64,
+                     device: str | torch.device = "cpu") -> torch.Tensor:
+    """The ``normals`` argument of :func:`cov_sde_solve` for samples ``indices``: shape
+    ``(steps, len(indices), *shape)``, row j drawn from ``(seed, indices[j])`` on the ``"brownian"``
+    stream (the stream :mod:`lazysi.numeric.lazy` uses for its SDE increments), so a sample's noise
+    does not depend on the batch it is generated in."""
+    from .seeding import per_sample_normal
+
+    return per_sample_normal(seed, indices, (steps, *tuple(shape)), stream="brownian", dtype=dtype, device=device).movedim(1, 0)
+
+
+def cov_sde_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.Tensor, x0: torch.Tensor,
+                  normals: torch.Tensor, nu: float = 1.0, order: int = 1) -> torch.Tensor:
+    """Integrate ``dX = (b + nu eps* s) dt + sqrt(2 nu eps*) dW`` of ``provider`` (on its schedule,
+    forward in t) from ``x0`` at ``grid[0]`` to ``grid[-1]`` in the covariance frame of ``approx``
+    (module docstring): Gaussian part exact including its noise, the residual by a polynomial of
+    degree ``order - 1`` through the latest evaluations.
+
+    ``grid``: float64 1-D increasing times in [0, 1]. ``x0``: (B, *shape) (zeros at a point-mass
+    base). ``normals``: (steps, B, *shape) i.i.d. standard normals, ``normals[i]`` drives step i
+    (per sample, :func:`brownian_normals`, for batch invariance). One model evaluation per step, never
+    at ``grid[-1]``. Returns (B, *shape) in ``x0``'s dtype."""
+    from . import grids
+
+    if order not in (1, 2, 3) or isinstance(order, bool):
+        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+    if isinstance(nu, bool) or not isinstance(nu, (int, float)) or not (math.isfinite(nu) and nu >= 0):
+        raise ValueError(f"nu must be a finite number >= 0, got {nu!r}")
+    grids.check_grid(grid)
+    n_steps = grid.numel() - 1
+    if tuple(normals.shape) != (n_steps, *x0.shape):
+        raise ValueError(f"normals must have shape (steps, *x0.shape) = {(n_steps, *x0.shape)}, got {tuple(normals.shape)}")
+    if approx.dim != x0[0].numel():
+        raise ValueError(f"the Gaussian approximation has dimension {approx.dim}, a sample has {x0[0].numel()}")
+    sch = provider.schedule
+    g0 = grid[:1]
+    if float(sch.alpha(g0)) == 0.0 and float(sch.beta(g0)) == 0.0 and bool((x0 != 0).any()):
+        raise ValueError(f"the schedule's marginal at t = {float(g0)} is a point mass at 0: x0 must be zeros")
+    kern = sde_kernels_for(sch, float(nu))
+    dtype, dev, shape = x0.dtype, x0.device, x0.shape
+    batch = shape[0]
+    mu = approx.mean.to(device=dev, dtype=dtype)
+    ap = GaussianApprox(approx.kind, mu, approx.variances.to(device=dev, dtype=dtype),
+                        None if approx.basis is None else approx.basis.to(device=dev, dtype=dtype), approx.rest, approx.shape)
+    variances = (approx.variances.to(torch.float64).cpu(), torch.tensor([approx.rest], dtype=torch.float64))
+    one = torch.ones(1, dtype=torch.float64)
+
+    def cast(v: torch.Tensor) -> torch.Tensor:
+        return v.to(device=dev, dtype=dtype)
+
+    def beta(tv) -> torch.Tensor:
+        return cast(sch.beta(torch.as_tensor(tv, dtype=torch.float64)))
+
+    def residual(tv, x: torch.Tensor) -> list[torch.Tensor | None]:
+        """``r = r_gain (eta_X - eta_X^G)`` in the frame's parts (eigen-coordinates, complement)."""
+        eta_x, _ = provider.fields(torch.as_tensor(tv, dtype=torch.float64), x.reshape(shape))
+        parts_y = ap.split(x - beta(tv) * mu)
+        parts_e = ap.split(eta_x.reshape(batch, -1).to(dtype) - mu)
+        gain = cast(kern("r_gain", tv, one))
+        out: list[torch.Tensor | None] = []
+        for yj, ej, var in zip(parts_y, parts_e, variances):
+            out.append(None if yj is None else gain * (ej - cast(kern("gain_x", tv, var)) * yj))
+        return out
+
+    x = x0.reshape(batch, -1)
+    hist: list[tuple[float, list]] = []  # (t_k, residual parts), newest last, at most `order` kept
+    for i in range(n_steps):
+        t0, t1 = float(grid[i]), float(grid[i + 1])
+        hist.append((t0, residual(t0, x)))
+        hist = hist[-order:]
+        q = len(hist)  # polynomial through q points (Newton form at t0 = hist[-1])
+        parts_y = ap.split(x - beta(t0) * mu)
+        parts_xi = ap.split(normals[i].reshape(batch, -1).to(device=dev, dtype=dtype))
+        new = []
+        for j, (yj, xij, var) in enumerate(zip(parts_y, parts_xi, variances)):
+            if yj is None:
+                new.append(None)
+                continue
+            m, v = kern.transition(t0, t1, var)
+            w = kern.weights(t0, t1, var, q)
+            r = [h[1][j] for h in hist]
+            ts = [h[0] for h in hist]
+            yn = cast(m) * yj + cast(v.sqrt()) * xij + cast(w[0]) * r[-1]
+            if q >= 2:
+                d1 = (r[-1] - r[-2]) / (ts[-1] - ts[-2])
+                yn = yn + cast(w[1]) * d1
+            if q == 3:
+                d1_prev = (r[-2] - r[-3]) / (ts[-2] - ts[-3])
+                d2 = (d1 - d1_prev) / (ts[-1] - ts[-3])
+                # (s - t_k)(s - t_{k-1}) = (s - t_k)^2 + (t_k - t_{k-1})(s - t_k)
+                yn = yn + cast(w[2] + (ts[-1] - ts[-2]) * w[1]) * d2
+            new.append(yn)
+        x_new = ap.join(new[0], new[1]) + beta(t1) * mu
+        if not torch.isfinite(x_new).all():
+            raise FloatingPointError(f"non-finite value at step {i} (t = {t0!r} -> {t1!r})")
+        x = x_new
+    return x.reshape(shape)
