@@ -52,6 +52,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("lazysi.cli", "UsageError"),
     ("lazysi.symbolic.expr", "ExpressionError"),
     ("lazysi.symbolic.schedule", "ScheduleError"),
+    ("lazysi.symbolic.target", "TargetError"),
     ("lazysi.numeric.models", "CheckpointError"),
     ("lazysi.numeric.io.outdir", "OutputDirError"),
     ("lazysi.numeric.extras", "MissingExtraError"),

@@ -58,6 +58,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="time grid (default: the sampler's, see docs/samplers.md): uniform, lambda, edm, shifted; "
                         "vp for the covariance-aware lazy-cov* samplers")
     p.add_argument("--shift", type=float, default=3.0, help="shift of the 'shifted' grid")
+    p.add_argument("--target", default=None, metavar="SCHEDULE",
+                   help="sample under another schedule, converted from the model's (C4/C5): 'alpha=EXPR,beta=EXPR', "
+                        "a FILE from 'lazysi derive --emit-torch', or a family name with --param (see docs/own-schedule.md)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a parameter of the --target expressions or family (repeatable)")
     p.add_argument("--nu", type=float, default=1.0, help="SDE samplers: diffusion eps = nu eps* (nu = 1: the optimal SDE)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--dtype", default="float64", choices=("float32", "float64"), help="dtype of the sampler state")
@@ -88,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from lazysi.numeric.io.shards import ShardError
     from lazysi.numeric.models.model import Model
     from lazysi.numeric.sampling.generate import generate
-    from lazysi.numeric.sampling.registry import SAMPLERS, resolve
+    from lazysi.numeric.sampling.registry import resolve, retarget
 
     for flag in ("steps", "n", "batch"):
         if getattr(args, flag) < 1:
@@ -105,6 +110,22 @@ def run(args: argparse.Namespace) -> int:
         spec = resolve(args.sampler)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.target is not None:
+        from lazysi.symbolic.target import resolve_target
+
+        params = {}
+        for item in args.param:
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise UsageError(f"--param: expected NAME=VALUE, got {item!r}")
+            params[name.strip()] = value.strip()
+        target = resolve_target(args.target, params)  # TargetError / ScheduleError: one line, exit 2
+        try:
+            spec = retarget(spec, target)
+        except ValueError as exc:
+            raise UsageError(f"--target: {exc}") from None
+    elif args.param:
+        raise UsageError("--param sets parameters of --target; there is no --target")
     if args.grid is not None and args.grid not in spec.grids:
         raise UsageError(f"--grid {args.grid} is not a grid of {spec.name}; it takes "
                          + (", ".join(spec.grids) if spec.grids else "no grid (it runs on its own)"))

@@ -14,7 +14,7 @@ single-time kernels; these claims check it against that SDE, independently of ho
 * C16b, symbolic: a model's drift minus the Gaussian drift is ``(1 + nu) beta lambda_dot
   (eta_X - eta_X^G)`` for generic ``alpha(t), beta(t)`` and nu (the residual the sampler uses), and
   ``V -> phi1^2`` from a point-mass base; numeric: the generated float64 torch kernels of
-  :mod:`lazysi.numeric.covsde` (transition and tanh-sinh weights, steps from the point mass at
+  :mod:`lazysi.numeric.sampling.frame_sde` (transition and tanh-sinh weights, steps from the point mass at
   t = 0 and into t = 1 included) against those mpmath references.
 """
 from __future__ import annotations
@@ -166,8 +166,8 @@ def _c16b_symbolic(ctx: Context) -> SymbolicOutcome:
 def _c16b_numeric(ctx: Context) -> NumericOutcome:
     import torch
 
-    from lazysi.numeric.covsde import sde_kernels_for
-    from lazysi.numeric.kernels import NumericSchedule
+    from lazysi.numeric.sampling.frame_sde import sde_kernels_for
+    from lazysi.numeric.fields.schedule import NumericSchedule
 
     rng = _rng(ctx, 17)
     worst, used = 0.0, []

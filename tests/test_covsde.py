@@ -9,13 +9,44 @@ import mpmath
 import pytest
 import torch
 
-from lazysi.numeric import covlazy, grids
-from lazysi.numeric.covsde import brownian_normals, cov_sde_solve, sde_kernels_for
-from lazysi.numeric.gaussian import MixtureProvider
-from lazysi.numeric.kernels import NumericSchedule
-from lazysi.numeric.lazy import CountingProvider, generate, lazy_provider
-from lazysi.numeric.seeding import per_sample_normal
-from lazysi.numeric.zoo import load_model
+from dataclasses import replace
+from types import SimpleNamespace
+
+from lazysi.numeric.fields.approx import GaussianApprox
+from lazysi.numeric.models.moments import approx_for_model
+from lazysi.numeric.sampling import grids
+from lazysi.numeric.sampling.frame import GaussianTerm
+from lazysi.numeric.sampling.frames import SamplingSetup
+from lazysi.numeric.sampling.frames import lazy_provider as _lazy_provider
+from lazysi.numeric.sampling.generate import CountingProvider
+from lazysi.numeric.sampling.generate import generate as _generate
+from lazysi.numeric.sampling.solvers import SOLVERS
+from lazysi.numeric.sampling.frame_sde import brownian_normals, cov_sde_solve, sde_kernels_for
+from lazysi.numeric.fields.gaussian import MixtureProvider
+from lazysi.numeric.fields.schedule import NumericSchedule
+
+
+def lazy_provider(provider, frame, sigma, mu):
+    """The model on ``point-mass(sigma)`` (frame ``lazy-pm``) through the conversion."""
+    return _lazy_provider(provider, {"lazy-pm": "point-mass", "lazy-vp": "vp"}[frame], sigma, mu)
+
+
+def generate(provider, sampler, steps, indices, seed, shape, *, sigma=1.0, mu=0.0):
+    return _generate(sampler, provider, steps, indices, seed, shape, setup=SamplingSetup(sigma=sigma, mu=mu))
+
+
+def _cov_lazy_solve(provider, approx, grid, x0, method):
+    solver = SOLVERS[{"euler": "exp-euler", "ab2": "exp-ab2"}[method]]
+    term = GaussianTerm(provider, approx, tuple(x0.shape[1:]), x0.dtype, x0.device)
+    from lazysi.numeric.sampling.solvers import integrate as _integrate
+
+    return _integrate(solver, term, grid, x0.reshape(x0.shape[0], -1)).reshape(x0.shape)
+
+
+#: the call shapes of the former covlazy module (the ODE frame), through the registry's solvers
+covlazy = SimpleNamespace(approx_for_model=approx_for_model, GaussianApprox=GaussianApprox, cov_lazy_solve=_cov_lazy_solve)
+from lazysi.numeric.sampling.seeding import per_sample_normal
+from lazysi.numeric.models.zoo import load_model
 from lazysi.symbolic.families import family
 
 SIGMA_PM = 0.5
@@ -332,7 +363,7 @@ def test_multistep_orders_at_nu_zero():
     """nu = 0 (no noise): the Adams combination of the residual polynomial measured against a fine RK4
     reference from the same Z on a mixture: orders ~1, ~2, ~3 for order = 1, 2, 3 (a wrong Newton
     coefficient drops the order). With noise the weights are the same code (W_j checked vs mpmath)."""
-    from lazysi.numeric.samplers import integrate, provider_ode
+    from lazysi.numeric.sampling.solvers import integrate, provider_ode
 
     provider, approx = _mixture(LINEAR)
     x0 = per_sample_normal(0, range(32), (3,))

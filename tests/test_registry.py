@@ -87,7 +87,7 @@ def test_every_sampler_is_batch_invariant_on_every_embedded_model(name, model):
 def test_registry_entries_state_what_they_are():
     for name, spec in SAMPLERS.items():
         assert spec.name == name and spec.kind in ("ode", "sde") and spec.origin in ("paper", "lazysi", "baseline", "peer")
-        assert spec.frame.name in ("train", "lazy-vp", "lazy-pm", "gaussian")
+        assert spec.frame.name in ("train", "lazy-vp", "lazy-pm", "gaussian", "gaussian-pm")
         assert (spec.grid is None) == (spec.origin == "peer") or spec.grid in spec.frame.grids
         assert spec.adaptive or (spec.nfe(4) >= 1 and spec.steps_for(spec.nfe(3)) is not None)
     assert resolve("lazy-cov-pcd@uniform").grid == "uniform" and SAMPLERS["lazy-cov-pcd"].grid == "vp"

@@ -15,6 +15,8 @@ it into the provider the solver integrates:
 * ``gaussian``: the training schedule with a Gaussian approximation of the data (the
   covariance-aware exponential integrators); start at ``Z``; its own grid ``vp`` is ``tau(s_k)`` of
   a uniform grid in the time ``s`` of ``vp(sigma)``.
+* ``gaussian-pm``: the point-mass schedule (not centred: the Gaussian approximation carries the
+  mean) with a Gaussian approximation, for the covariance-aware SDE samplers; start at 0.
 
 Grids (:mod:`lazysi.numeric.sampling.grids`): ``uniform``, ``lambda``, ``edm``, ``shifted`` in the
 frame's own time, ``vp`` for the ``gaussian`` frame, or ``steps + 1`` explicit times.
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lazysi.symbolic.families import family
+from lazysi.symbolic.schedule import Schedule
 
 from lazysi.numeric.fields.approx import GaussianApprox
 from lazysi.numeric.fields.convert import ConvertedProvider, NumericConversion
@@ -36,7 +39,7 @@ from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.numeric.sampling import grids
 from lazysi.numeric.sampling.seeding import per_sample_normal
 
-__all__ = ["SamplingSetup", "Frame", "FRAMES", "CentredProvider", "lazy_provider", "conversion_to"]
+__all__ = ["SamplingSetup", "Frame", "FRAMES", "CentredProvider", "lazy_provider", "conversion_to", "target_frame"]
 
 
 @dataclass(frozen=True)
@@ -82,21 +85,23 @@ class CentredProvider(FieldProvider):
 _CONVERSIONS: dict[tuple[str, str, float], tuple[NumericSchedule, NumericConversion]] = {}
 
 
-def conversion_to(schedule: NumericSchedule, target: str, sigma: float) -> tuple[NumericSchedule, NumericConversion]:
-    """The lazy target ``target(sigma)`` (a family name: ``vp``, ``point-mass``) and the conversion
-    from ``schedule`` to it; built once per process (symbolic work: seconds)."""
+def conversion_to(schedule: NumericSchedule, target: str | Schedule, sigma: float) -> tuple[NumericSchedule, NumericConversion]:
+    """The target schedule — a lazy family ``target(sigma)`` (``vp``, ``point-mass``) or any valid
+    :class:`~lazysi.symbolic.schedule.Schedule` (``sigma`` unused) — and the conversion from
+    ``schedule`` to it; built once per process (symbolic work: seconds)."""
     if not (sigma > 0 and math.isfinite(sigma)):
         raise ValueError(f"sigma must be positive and finite, got {sigma}")
-    key = (repr(schedule.schedule), target, float(sigma))
+    key = (repr(schedule.schedule), repr(target) if isinstance(target, Schedule) else target,
+           0.0 if isinstance(target, Schedule) else float(sigma))
     if key not in _CONVERSIONS:
-        tgt = NumericSchedule(family(target, sigma=sigma))
+        tgt = NumericSchedule(target if isinstance(target, Schedule) else family(target, sigma=sigma))
         _CONVERSIONS[key] = (tgt, NumericConversion(schedule, tgt.schedule))
     return _CONVERSIONS[key]
 
 
-def lazy_provider(provider: FieldProvider, target: str, sigma: float, mu: torch.Tensor | float) -> ConvertedProvider:
-    """The model as a provider on the lazy schedule ``target(sigma)`` (``vp`` or ``point-mass``) for
-    the centred data ``X - mu``."""
+def lazy_provider(provider: FieldProvider, target: str | Schedule, sigma: float, mu: torch.Tensor | float) -> ConvertedProvider:
+    """The model as a provider on the lazy schedule ``target(sigma)`` (``vp`` or ``point-mass``), or on
+    a given target :class:`~lazysi.symbolic.schedule.Schedule`, for the centred data ``X - mu``."""
     tgt, conversion = conversion_to(provider.schedule, target, sigma)
     return ConvertedProvider(CentredProvider(provider, torch.as_tensor(mu, dtype=torch.float64)), tgt, conversion)
 
@@ -109,9 +114,10 @@ class Frame:
     approximation; ``extra_grids``: grids beyond :data:`~lazysi.numeric.sampling.grids.GRIDS`."""
 
     name: str
-    target: str | None = None
+    target: str | Schedule | None = None
     start: str = "noise"
     scale: bool = False
+    centre: bool = True
     gaussian: bool = False
     extra_grids: tuple[str, ...] = field(default=())
     description: str = ""
@@ -124,20 +130,33 @@ class Frame:
         """The provider the solver integrates."""
         if self.target is None:
             return model
-        return lazy_provider(model, self.target, setup.sigma, setup.mu_tensor)
+        return lazy_provider(model, self.target, setup.sigma, setup.mu_tensor if self.centre else 0.0)
 
     def initial(self, seed: int, indices: Sequence[int], shape: Sequence[int], dtype: torch.dtype,
                 device: str | torch.device) -> torch.Tensor:
         """The start state: row j depends only on ``(seed, indices[j])``."""
         if self.start == "point":
             return torch.zeros((len(indices), *shape), dtype=dtype, device=device)
-        return per_sample_normal(seed, indices, shape, dtype=dtype, device=device)
+        z = per_sample_normal(seed, indices, shape, dtype=dtype, device=device)
+        if self.start == "alpha0":  # a target schedule: I_0 = c_0 Z with c_0 = alpha_B(0) (C4)
+            a0 = float(self._target_numeric().alpha(torch.zeros((), dtype=torch.float64)))
+            return z * a0 if a0 != 1.0 else z
+        return z
+
+    def _target_numeric(self) -> NumericSchedule:
+        return NumericSchedule(self.target) if isinstance(self.target, Schedule) else NumericSchedule(family(self.target))
 
     def finish(self, x: torch.Tensor, setup: SamplingSetup) -> torch.Tensor:
         """The sample (data space) from the end state."""
         if self.target is None:
             return x
-        mu = setup.mu_tensor.to(dtype=x.dtype, device=x.device)
+        mu = setup.mu_tensor.to(dtype=x.dtype, device=x.device) if self.centre else None
+        if isinstance(self.target, Schedule):  # X = I_1 / c_1 with c_1 = beta_B(1) (C4)
+            b1 = float(self._target_numeric().beta(torch.ones((), dtype=torch.float64)))
+            x = x / b1 if b1 != 1.0 else x
+            return x if mu is None else x + mu
+        if mu is None:
+            return x
         return (setup.sigma * x + mu) if self.scale else (x + mu)
 
     def grid(self, kind: str | Sequence[float] | torch.Tensor, schedule: NumericSchedule, steps: int,
@@ -145,7 +164,7 @@ class Frame:
         """``steps + 1`` float64 times in the frame's time: a grid name or explicit times."""
         if not isinstance(kind, str):
             return grids.explicit_grid(kind, steps)
-        if kind not in self.grids:
+        if kind not in self.grids:  # (a target frame knows the named grids in its own time)
             raise ValueError(f"unknown grid {kind!r} for the {self.name} frame; known: {', '.join(self.grids)}")
         if kind == "vp":
             _, conversion = conversion_to(schedule, "vp", setup.sigma)
@@ -164,5 +183,17 @@ FRAMES: dict[str, Frame] = {
               description="point-mass schedule point-mass(sigma), centred, start at 0, output x + mu"),
         Frame("gaussian", gaussian=True, extra_grids=("vp",),
               description="training schedule, Gaussian approximation's flow exact per eigendirection"),
+        Frame("gaussian-pm", target="point-mass", start="point", centre=False, gaussian=True,
+              description="point-mass schedule point-mass(sigma) (uncentred: the Gaussian approximation carries the "
+                          "mean), start at 0, the Gaussian part of the SDE exact per eigendirection"),
     )
 }
+
+
+def target_frame(frame: Frame, target: Schedule) -> Frame:
+    """``frame`` moved to the schedule ``target`` (a user's ``--target``): the model converted to it
+    (C4; centred as ``frame`` is), started at ``alpha_target(0) Z`` (0 for a point-mass target) and
+    ended at ``x / beta_target(1) (+ mu)``; the Gaussian frames integrate their Gaussian part in the
+    target's time (uncentred, the approximation carries the mean)."""
+    return Frame(f"{frame.name}@target", target=target, start="alpha0", centre=not frame.gaussian and frame.centre,
+                 gaussian=frame.gaussian, description=f"{frame.description}; moved to the target schedule {target.name}")

@@ -15,6 +15,7 @@ import torch
 from lazysi.numeric.fields.providers import Diffusion, FieldProvider
 from lazysi.numeric.sampling.brownian import BrownianPath
 from lazysi.numeric.sampling.frame import GaussianTerm
+from lazysi.numeric.sampling.frame_sde import GaussianSDETerm
 from lazysi.numeric.sampling.frames import SamplingSetup
 from lazysi.numeric.sampling.seeding import per_sample_normal, sample_seed
 from lazysi.numeric.sampling.solvers import Solver, get_solver, integrate, provider_ode, provider_sde
@@ -81,7 +82,7 @@ class StepMethod:
 
     @property
     def kind(self) -> str:
-        return "sde" if self.solver.kind == "sde" else "ode"
+        return "sde" if self.solver.kind in ("sde", "frame-sde") else "ode"
 
     @property
     def order(self) -> float:
@@ -101,5 +102,9 @@ class StepMethod:
             return integrate(self.solver, sde, grid, x0, state=noise.brownian(grid, x0.device))
         if setup.approx is None:
             raise ValueError(f"{self.name} integrates in the Gaussian frame: the setup needs a Gaussian approximation")
+        if self.solver.kind == "frame-sde":
+            term = GaussianSDETerm(provider, setup.approx, noise.normals(steps, x0.dtype, x0.device), setup.nu,
+                                   tuple(x0.shape[1:]), x0.dtype, x0.device)
+            return integrate(self.solver, term, grid, x0.reshape(x0.shape[0], -1)).reshape(x0.shape)
         term = GaussianTerm(provider, setup.approx, tuple(x0.shape[1:]), x0.dtype, x0.device)
         return integrate(self.solver, term, grid, x0.reshape(x0.shape[0], -1)).reshape(x0.shape)

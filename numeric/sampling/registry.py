@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from lazysi.numeric.sampling.frames import FRAMES, Frame
+from lazysi.symbolic.schedule import Schedule
+
+from lazysi.numeric.sampling.frames import FRAMES, Frame, target_frame
 from lazysi.numeric.sampling.methods import Method, StepMethod
 from lazysi.numeric.sampling.peers import PEERS
 
-__all__ = ["SamplerSpec", "SAMPLERS", "REFERENCE_STEPS", "register", "resolve", "sampler_table"]
+__all__ = ["SamplerSpec", "SAMPLERS", "REFERENCE_STEPS", "register", "resolve", "retarget", "sampler_table"]
 
 #: the ``reference`` sampler runs RK4 with at least this many uniform steps
 REFERENCE_STEPS = 256
@@ -117,6 +119,17 @@ def resolve(name: str | SamplerSpec) -> SamplerSpec:
     return replace(spec, name=name, grid=grid)
 
 
+def retarget(spec: SamplerSpec, target: Schedule) -> SamplerSpec:
+    """``spec`` with its frame moved to the schedule ``target`` (``lazysi sample --target``): the same
+    method on the model converted to ``target`` (C4/C5; an SDE sampler keeps ``eps = nu eps*``, whose
+    ratio the conversion preserves, C6). Samplers with their own grid (the peers) cannot move."""
+    if spec.grid is None or spec.fixed_grid:
+        raise ValueError(f"{spec.name} cannot run on another schedule (it runs on its own grid)")
+    frame = target_frame(spec.frame, target)
+    grid = spec.grid if spec.grid in frame.grids else "uniform"
+    return replace(spec, name=f"{spec.name}@target", frame=frame, grid=grid)
+
+
 def sampler_table(specs: Mapping[str, SamplerSpec] | None = None) -> str:
     """The Markdown table of the registry (docs/samplers.md is this text; a test checks it)."""
     rows = ["| sampler | kind | frame | method | NFE (n steps) | default grid | needs | origin | what it does |",
@@ -133,7 +146,7 @@ def _m(name: str) -> StepMethod:
     return StepMethod.of(name)
 
 
-_T, _VP, _PM, _G = FRAMES["train"], FRAMES["lazy-vp"], FRAMES["lazy-pm"], FRAMES["gaussian"]
+_T, _VP, _PM, _G, _GPM = FRAMES["train"], FRAMES["lazy-vp"], FRAMES["lazy-pm"], FRAMES["gaussian"], FRAMES["gaussian-pm"]
 for _spec in (
     SamplerSpec("lazy-ode", _VP, _m("euler"), "uniform", "Euler on the lazy VP ODE (centred, scale sigma)", "paper"),
     SamplerSpec("lazy-heun", _VP, _m("heun-edm"), "uniform", "Heun (EDM: Euler last step) on the lazy VP ODE (centred, scale sigma)", "lazysi"),
@@ -144,6 +157,12 @@ for _spec in (
     SamplerSpec("lazy-cov-pc", _G, _m("exp-pc"), "vp", "exponential AB2 predictor + 3-point exponential corrector (UniPC-style, same NFE) "
                 "in the eigenbasis of a Gaussian approximation; first-order last step below 15 steps", "lazysi"),
     SamplerSpec("lazy-cov-pcd", _G, _m("exp-pc-denoise"), "vp", "lazy-cov-pc whose last step returns the data prediction eta_X (denoised, no extra NFE)", "lazysi"),
+    SamplerSpec("lazy-cov-sde", _GPM, _m("exp-sde1"), "uniform", "point-mass eps*-SDE (eps = nu eps*) with its Gaussian part "
+                "exact per eigendirection, noise included; residual frozen over the step", "lazysi"),
+    SamplerSpec("lazy-cov-sde2", _GPM, _m("exp-sde2"), "uniform", "lazy-cov-sde with the residual linear through the last two "
+                "evaluations (stochastic Adams, one evaluation per step)", "lazysi"),
+    SamplerSpec("lazy-cov-sde3", _GPM, _m("exp-sde3"), "uniform", "lazy-cov-sde with the residual quadratic through the last three "
+                "evaluations (stochastic Adams, one evaluation per step)", "lazysi"),
     SamplerSpec("euler", _T, _m("euler"), "uniform", "Euler on the training schedule's ODE", "baseline"),
     SamplerSpec("heun", _T, _m("heun-edm"), "uniform", "Heun (EDM: Euler last step) on the training schedule's ODE", "baseline"),
     SamplerSpec("midpoint", _T, _m("midpoint"), "uniform", "midpoint on the training schedule's ODE", "baseline"),

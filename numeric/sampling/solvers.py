@@ -12,6 +12,10 @@ every solver. Three kinds of field:
   :class:`~lazysi.numeric.sampling.brownian.BrownianPath` that drives the step (read-only, so the
   step is pure). ``em`` (Euler-Maruyama) has strong order 1 for additive noise; ``heun_sde``
   (stochastic Heun) strong order 1 and weak order 2.
+* ``"frame-sde"``: a :class:`~lazysi.numeric.sampling.frame_sde.GaussianSDETerm` (the model's SDE with
+  ``eps = nu eps*`` in the same frame, driven by per-step normals): ``exp-sde1`` (residual frozen;
+  the Gaussian part exact including its noise), ``exp-sde2``/``exp-sde3`` (stochastic Adams: the
+  residual through the last 2/3 evaluations; strong order 1 with additive noise, smaller weak error).
 * ``"frame"``: a :class:`~lazysi.numeric.sampling.frame.GaussianTerm` (the model's ODE as the exact
   flow of a Gaussian approximation plus a residual). Exponential integrators: ``exp-euler``
   (residual frozen, order 1), ``exp-ab2`` (residual linear through the last two evaluations,
@@ -158,9 +162,13 @@ def _ab2(field: ODE, t0: torch.Tensor, t1: torch.Tensor, x: torch.Tensor, state)
 # ----------------------------------------------------------------------------- SDE steps
 
 def _em(field: SDE, t0: torch.Tensor, t1: torch.Tensor, x: torch.Tensor, state: BrownianPath):
-    """Euler-Maruyama: ``x + f(t0, x) h + g(t0) dW``."""
+    """Euler-Maruyama: ``x + f(t0, x) h + g(t0) dW``; where the diffusion is infinite at ``t0`` (eps*
+    at a standard base, C3) the step is the probability-flow Euler step."""
+    g0 = field.sigma(t0)
+    if field.velocity is not None and not bool(torch.isfinite(torch.as_tensor(g0)).all()):
+        return _ode_euler_on_sde(field, t0, t1, x, state)
     dw = state.increment(float(t0), float(t1)).to(x.dtype)
-    return x + (t1 - t0) * field.drift(t0, x) + field.sigma(t0) * dw, state
+    return x + (t1 - t0) * field.drift(t0, x) + g0 * dw, state
 
 
 def _heun_sde(field: SDE, t0: torch.Tensor, t1: torch.Tensor, x: torch.Tensor, state: BrownianPath):
@@ -238,6 +246,19 @@ def _exp_denoise(term, t0, t1, x, state):
     return term.data_prediction(t0, x, ev.b), FrameState(ev, prev)
 
 
+def _exp_sde(order: int) -> Step:
+    """The covariance-aware SDE step of :class:`~lazysi.numeric.sampling.frame_sde.GaussianSDETerm`:
+    Gaussian part exact (noise included), the residual a polynomial through the last ``order``
+    evaluations (stochastic Adams, SA-Solver's idea in the frame). ``state = (k, history)``."""
+
+    def step(term, t0, t1, x, state):
+        k, hist = state if state is not None else (0, [])
+        hist = (hist + [(float(t0), term.residual(float(t0), x))])[-order:]
+        return term.propagate(x, float(t0), float(t1), k, hist), (k + 1, hist)
+
+    return step
+
+
 def _steps(n: int) -> int:
     return n
 
@@ -259,6 +280,9 @@ SOLVERS: dict[str, Solver] = {
         # below 15 steps the last step is first order, as diffusers' DPM-Solver/UniPC lower_order_final
         Solver("exp-pc", "frame", 3.0, _exp_pc, _steps, final=_exp_ab2, low_final=_exp_euler, low_final_below=15),
         Solver("exp-pc-denoise", "frame", 3.0, _exp_pc, _steps, final=_exp_denoise),
+        Solver("exp-sde1", "frame-sde", 1.0, _exp_sde(1), _steps),
+        Solver("exp-sde2", "frame-sde", 1.0, _exp_sde(2), _steps),
+        Solver("exp-sde3", "frame-sde", 1.0, _exp_sde(3), _steps),
     )
 }
 

@@ -10,7 +10,7 @@ point-mass eps*-SDE (C12; ``lazy-sde`` in :mod:`lazysi.numeric.lazy`), exact on 
 data (C13). The covariance frame below is ours (MATH.md C16): it makes the SDE sampler exact on
 *any* Gaussian data, which no scalar schedule can (C15).
 
-**The frame.** A Gaussian approximation ``N(m, Sigma)`` of the data (:class:`~lazysi.numeric.covlazy.
+**The frame.** A Gaussian approximation ``N(m, Sigma)`` of the data (:class:`~lazysi.numeric.fields.approx.
 GaussianApprox`, full / low-rank / diagonal) splits the drift into its exact Gaussian part and a
 residual. Per eigendirection (variance ``d``) of ``y = x - beta m`` the Gaussian part is the linear
 SDE ``dy = k y dt + sqrt(2 eps) dW`` whose transition over ``[t0, t1]`` is Gaussian
@@ -56,11 +56,13 @@ from lazysi.symbolic.fields import D
 from lazysi.symbolic.schedule import t
 from lazysi.symbolic.sde_frame import SDE_KERNEL_NAMES, check_nu, derive_sde_kernels
 
-from .covlazy import GaussianApprox
-from .kernels import NumericSchedule
-from .providers import FieldProvider
+from lazysi.numeric.fields.approx import GaussianApprox
+from lazysi.numeric.sampling import grids
+from lazysi.numeric.sampling.seeding import per_sample_normal
+from lazysi.numeric.fields.schedule import NumericSchedule
+from lazysi.numeric.fields.providers import FieldProvider
 
-__all__ = ["SdeKernels", "sde_kernels_for", "cov_sde_solve", "brownian_normals", "DE_STEP", "DE_HALF"]
+__all__ = ["SdeKernels", "sde_kernels_for", "GaussianSDETerm", "cov_sde_solve", "brownian_normals", "DE_STEP", "DE_HALF"]
 
 #: tanh-sinh rule on [0, 1]: nodes u_k = 1/(1 + exp(-pi sinh(k h))), k = -DE_HALF .. DE_HALF
 DE_STEP = 1.0 / 24.0
@@ -140,11 +142,98 @@ def brownian_normals(seed: int, indices: Sequence[int], steps: int, shape: Seque
                      device: str | torch.device = "cpu") -> torch.Tensor:
     """The ``normals`` argument of :func:`cov_sde_solve` for samples ``indices``: shape
     ``(steps, len(indices), *shape)``, row j drawn from ``(seed, indices[j])`` on the ``"brownian"``
-    stream (the stream :mod:`lazysi.numeric.lazy` uses for its SDE increments), so a sample's noise
-    does not depend on the batch it is generated in."""
-    from .seeding import per_sample_normal
-
+    stream (the stream of every SDE sampler's increments), so a sample's noise does not depend on the
+    batch it is generated in."""
     return per_sample_normal(seed, indices, (steps, *tuple(shape)), stream="brownian", dtype=dtype, device=device).movedim(1, 0)
+
+
+class GaussianSDETerm:
+    """The SDE ``dX = (b + nu eps* s) dt + sqrt(2 nu eps*) dW`` of ``provider`` (on its schedule,
+    forward in t) as "Gaussian part + residual" in the covariance frame of ``approx``, driven by the
+    per-step standard ``normals`` (steps, B, *shape): :meth:`residual` evaluates the model once,
+    :meth:`propagate` takes step ``k`` with the Gaussian part exact (noise included) and the residual
+    a polynomial through the given history. The step functions are ``exp-sde1/2/3`` of
+    :mod:`lazysi.numeric.sampling.solvers`. States are flattened ``(B, D)``."""
+
+    def __init__(self, provider: FieldProvider, approx: GaussianApprox, normals: torch.Tensor, nu: float,
+                 shape: tuple[int, ...], dtype: torch.dtype, device: str | torch.device):
+        if isinstance(nu, bool) or not isinstance(nu, (int, float)) or not (math.isfinite(nu) and nu >= 0):
+            raise ValueError(f"nu must be a finite number >= 0, got {nu!r}")
+        if approx.dim != math.prod(shape):
+            raise ValueError(f"the Gaussian approximation has dimension {approx.dim}, a sample has {math.prod(shape)}")
+        self.provider, self.schedule, self.shape = provider, provider.schedule, tuple(shape)
+        self.kern = sde_kernels_for(self.schedule, float(nu))
+        self.dtype, self.device = dtype, torch.device(device)
+        self.normals = normals
+        self.mu = approx.mean.to(device=self.device, dtype=dtype)
+        self.ap = GaussianApprox(approx.kind, self.mu, approx.variances.to(device=self.device, dtype=dtype),
+                                 None if approx.basis is None else approx.basis.to(device=self.device, dtype=dtype),
+                                 approx.rest, approx.shape)
+        self.variances = (approx.variances.to(torch.float64).cpu(), torch.tensor([approx.rest], dtype=torch.float64))
+        self.one = torch.ones(1, dtype=torch.float64)
+
+    def _cast(self, v: torch.Tensor) -> torch.Tensor:
+        return v.to(device=self.device, dtype=self.dtype)
+
+    def _beta(self, tv: float) -> torch.Tensor:
+        return self._cast(self.schedule.beta(torch.as_tensor(tv, dtype=torch.float64)))
+
+    def split(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        from lazysi.numeric.sampling.frame import blocked_matmul  # the ODE frame's batch-invariant product
+
+        basis = self.ap.basis
+        if basis is None:
+            return v, None
+        w = blocked_matmul(v, basis)
+        return w, (v - blocked_matmul(w, basis.T)) if self.ap.kind == "lowrank" else None
+
+    def join(self, w: torch.Tensor, perp: torch.Tensor | None) -> torch.Tensor:
+        from lazysi.numeric.sampling.frame import blocked_matmul
+
+        if self.ap.basis is None:
+            return w
+        y = blocked_matmul(w, self.ap.basis.T)
+        return y + perp if perp is not None else y
+
+    def residual(self, tv: float, x: torch.Tensor) -> list[torch.Tensor | None]:
+        """``r = r_gain (eta_X - eta_X^G)`` in the frame's parts (eigen-coordinates, complement)."""
+        batch = x.shape[0]
+        eta_x, _ = self.provider.fields(torch.as_tensor(tv, dtype=torch.float64), x.reshape(batch, *self.shape))
+        parts_y = self.split(x - self._beta(tv) * self.mu)
+        parts_e = self.split(eta_x.reshape(batch, -1).to(self.dtype) - self.mu)
+        gain = self._cast(self.kern("r_gain", tv, self.one))
+        out: list[torch.Tensor | None] = []
+        for yj, ej, var in zip(parts_y, parts_e, self.variances):
+            out.append(None if yj is None else gain * (ej - self._cast(self.kern("gain_x", tv, var)) * yj))
+        return out
+
+    def propagate(self, x: torch.Tensor, t0: float, t1: float, k: int,
+                  hist: list[tuple[float, list[torch.Tensor | None]]]) -> torch.Tensor:
+        """Step ``k`` over ``[t0, t1]`` with the residual polynomial through ``hist`` (Newton form at
+        ``hist[-1]``, ``t0``): ``y1 = M y0 + sqrt(V) xi_k + sum_j W_j c_j``."""
+        batch, q = x.shape[0], len(hist)
+        parts_y = self.split(x - self._beta(t0) * self.mu)
+        parts_xi = self.split(self.normals[k].reshape(batch, -1).to(device=self.device, dtype=self.dtype))
+        new = []
+        for j, (yj, xij, var) in enumerate(zip(parts_y, parts_xi, self.variances)):
+            if yj is None:
+                new.append(None)
+                continue
+            m, v = self.kern.transition(t0, t1, var)
+            w = self.kern.weights(t0, t1, var, q)
+            r = [h[1][j] for h in hist]
+            ts = [h[0] for h in hist]
+            yn = self._cast(m) * yj + self._cast(v.sqrt()) * xij + self._cast(w[0]) * r[-1]
+            if q >= 2:
+                d1 = (r[-1] - r[-2]) / (ts[-1] - ts[-2])
+                yn = yn + self._cast(w[1]) * d1
+            if q == 3:
+                d1_prev = (r[-2] - r[-3]) / (ts[-2] - ts[-3])
+                d2 = (d1 - d1_prev) / (ts[-1] - ts[-3])
+                # (s - t_k)(s - t_{k-1}) = (s - t_k)^2 + (t_k - t_{k-1})(s - t_k)
+                yn = yn + self._cast(w[2] + (ts[-1] - ts[-2]) * w[1]) * d2
+            new.append(yn)
+        return self.join(new[0], new[1]) + self._beta(t1) * self.mu
 
 
 def cov_sde_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.Tensor, x0: torch.Tensor,
@@ -152,84 +241,25 @@ def cov_sde_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.T
     """Integrate ``dX = (b + nu eps* s) dt + sqrt(2 nu eps*) dW`` of ``provider`` (on its schedule,
     forward in t) from ``x0`` at ``grid[0]`` to ``grid[-1]`` in the covariance frame of ``approx``
     (module docstring): Gaussian part exact including its noise, the residual by a polynomial of
-    degree ``order - 1`` through the latest evaluations.
+    degree ``order - 1`` through the latest evaluations (the step solvers ``exp-sde<order>`` on the
+    one loop :func:`~lazysi.numeric.sampling.solvers.integrate`).
 
     ``grid``: float64 1-D increasing times in [0, 1]. ``x0``: (B, *shape) (zeros at a point-mass
     base). ``normals``: (steps, B, *shape) i.i.d. standard normals, ``normals[i]`` drives step i
     (per sample, :func:`brownian_normals`, for batch invariance). One model evaluation per step, never
     at ``grid[-1]``. Returns (B, *shape) in ``x0``'s dtype."""
-    from . import grids
+    from lazysi.numeric.sampling.solvers import get_solver, integrate
 
     if order not in (1, 2, 3) or isinstance(order, bool):
         raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
-    if isinstance(nu, bool) or not isinstance(nu, (int, float)) or not (math.isfinite(nu) and nu >= 0):
-        raise ValueError(f"nu must be a finite number >= 0, got {nu!r}")
     grids.check_grid(grid)
     n_steps = grid.numel() - 1
     if tuple(normals.shape) != (n_steps, *x0.shape):
         raise ValueError(f"normals must have shape (steps, *x0.shape) = {(n_steps, *x0.shape)}, got {tuple(normals.shape)}")
-    if approx.dim != x0[0].numel():
-        raise ValueError(f"the Gaussian approximation has dimension {approx.dim}, a sample has {x0[0].numel()}")
     sch = provider.schedule
     g0 = grid[:1]
     if float(sch.alpha(g0)) == 0.0 and float(sch.beta(g0)) == 0.0 and bool((x0 != 0).any()):
         raise ValueError(f"the schedule's marginal at t = {float(g0)} is a point mass at 0: x0 must be zeros")
-    kern = sde_kernels_for(sch, float(nu))
-    dtype, dev, shape = x0.dtype, x0.device, x0.shape
-    batch = shape[0]
-    mu = approx.mean.to(device=dev, dtype=dtype)
-    ap = GaussianApprox(approx.kind, mu, approx.variances.to(device=dev, dtype=dtype),
-                        None if approx.basis is None else approx.basis.to(device=dev, dtype=dtype), approx.rest, approx.shape)
-    variances = (approx.variances.to(torch.float64).cpu(), torch.tensor([approx.rest], dtype=torch.float64))
-    one = torch.ones(1, dtype=torch.float64)
-
-    def cast(v: torch.Tensor) -> torch.Tensor:
-        return v.to(device=dev, dtype=dtype)
-
-    def beta(tv) -> torch.Tensor:
-        return cast(sch.beta(torch.as_tensor(tv, dtype=torch.float64)))
-
-    def residual(tv, x: torch.Tensor) -> list[torch.Tensor | None]:
-        """``r = r_gain (eta_X - eta_X^G)`` in the frame's parts (eigen-coordinates, complement)."""
-        eta_x, _ = provider.fields(torch.as_tensor(tv, dtype=torch.float64), x.reshape(shape))
-        parts_y = ap.split(x - beta(tv) * mu)
-        parts_e = ap.split(eta_x.reshape(batch, -1).to(dtype) - mu)
-        gain = cast(kern("r_gain", tv, one))
-        out: list[torch.Tensor | None] = []
-        for yj, ej, var in zip(parts_y, parts_e, variances):
-            out.append(None if yj is None else gain * (ej - cast(kern("gain_x", tv, var)) * yj))
-        return out
-
-    x = x0.reshape(batch, -1)
-    hist: list[tuple[float, list]] = []  # (t_k, residual parts), newest last, at most `order` kept
-    for i in range(n_steps):
-        t0, t1 = float(grid[i]), float(grid[i + 1])
-        hist.append((t0, residual(t0, x)))
-        hist = hist[-order:]
-        q = len(hist)  # polynomial through q points (Newton form at t0 = hist[-1])
-        parts_y = ap.split(x - beta(t0) * mu)
-        parts_xi = ap.split(normals[i].reshape(batch, -1).to(device=dev, dtype=dtype))
-        new = []
-        for j, (yj, xij, var) in enumerate(zip(parts_y, parts_xi, variances)):
-            if yj is None:
-                new.append(None)
-                continue
-            m, v = kern.transition(t0, t1, var)
-            w = kern.weights(t0, t1, var, q)
-            r = [h[1][j] for h in hist]
-            ts = [h[0] for h in hist]
-            yn = cast(m) * yj + cast(v.sqrt()) * xij + cast(w[0]) * r[-1]
-            if q >= 2:
-                d1 = (r[-1] - r[-2]) / (ts[-1] - ts[-2])
-                yn = yn + cast(w[1]) * d1
-            if q == 3:
-                d1_prev = (r[-2] - r[-3]) / (ts[-2] - ts[-3])
-                d2 = (d1 - d1_prev) / (ts[-1] - ts[-3])
-                # (s - t_k)(s - t_{k-1}) = (s - t_k)^2 + (t_k - t_{k-1})(s - t_k)
-                yn = yn + cast(w[2] + (ts[-1] - ts[-2]) * w[1]) * d2
-            new.append(yn)
-        x_new = ap.join(new[0], new[1]) + beta(t1) * mu
-        if not torch.isfinite(x_new).all():
-            raise FloatingPointError(f"non-finite value at step {i} (t = {t0!r} -> {t1!r})")
-        x = x_new
-    return x.reshape(shape)
+    term = GaussianSDETerm(provider, approx, normals, nu, tuple(x0.shape[1:]), x0.dtype, x0.device)
+    x = integrate(get_solver(f"exp-sde{order}"), term, grid, x0.reshape(x0.shape[0], -1))
+    return x.reshape(x0.shape)
