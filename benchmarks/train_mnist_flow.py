@@ -12,7 +12,8 @@ SIGINT) it writes, atomically (tmp file + ``os.replace``):
 
 * ``<out>.safetensors``  EMA weights, float32 (the published model);
 * ``<out>.json``         model card (architecture, schedule, loss curve, ...);
-* ``<out>.train_state.safetensors``  raw weights + AdamW moments, for ``--resume``;
+* ``benchmarks/train_state/<name>.train_state.safetensors``  raw weights + AdamW moments, for
+  ``--resume`` (kept in the repository, not in the package data: 12.6 MB no user needs);
 * ``<out>_preview.png``  8x8 grid of 64 EMA samples (50-step Euler, t: 0 -> 1).
 
 Default ``<out>`` is ``numeric/weights/mnist_flow``.  Usage::
@@ -42,6 +43,9 @@ WEIGHTS = REPO / "numeric" / "weights"
 
 from lazysi.numeric.models.data import load_mnist  # noqa: E402
 from lazysi.numeric.models.unet import UNet  # noqa: E402
+
+#: optimiser state for --resume (not package data)
+TRAIN_STATE_DIR = Path(__file__).resolve().parent / "train_state"
 
 DEFAULT_ARCH: dict[str, Any] = {
     "in_channels": 1,
@@ -169,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     stem.parent.mkdir(parents=True, exist_ok=True)
     p_ema = stem.with_name(stem.name + ".safetensors")
     p_card = stem.with_name(stem.name + ".json")
-    p_state = stem.with_name(stem.name + ".train_state.safetensors")
+    p_state = TRAIN_STATE_DIR / (stem.name + ".train_state.safetensors")
+    p_state.parent.mkdir(parents=True, exist_ok=True)
     p_png = stem.with_name(stem.name + "_preview.png")
 
     step = 0

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from lazysi.numeric.fields.linalg import PSD_RTOL, check_psd_eigenvalues, psd_eigh
+
 __all__ = ["FeatureStats", "sqrtm_psd", "frechet_distance"]
 
 
@@ -75,7 +77,7 @@ class FeatureStats:
         }
 
 
-def sqrtm_psd(a: torch.Tensor, *, tol: float = 1e-8) -> torch.Tensor:
+def sqrtm_psd(a: torch.Tensor, *, tol: float = PSD_RTOL) -> torch.Tensor:
     """Symmetric square root of a symmetric positive semi-definite matrix via ``eigh`` (float64).
 
     Eigenvalues in ``[-tol * max|eig|, 0)`` are rounding noise and set to 0; a more negative
@@ -83,11 +85,8 @@ def sqrtm_psd(a: torch.Tensor, *, tol: float = 1e-8) -> torch.Tensor:
     a = torch.as_tensor(a, dtype=torch.float64)
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"expected a square matrix, got shape {tuple(a.shape)}")
-    w, v = torch.linalg.eigh(0.5 * (a + a.T))
-    scale = float(w.abs().max()) if w.numel() else 0.0
-    if scale > 0 and float(w.min()) < -tol * scale:
-        raise ValueError(f"matrix is not positive semi-definite: eigenvalue {float(w.min()):.3e} (largest |eig| {scale:.3e})")
-    return (v * w.clamp_min(0).sqrt()) @ v.T
+    w, v = psd_eigh(0.5 * (a + a.T), "matrix", tol)
+    return (v * w.sqrt()) @ v.T
 
 
 def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, cov2: torch.Tensor) -> float:
@@ -105,9 +104,7 @@ def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, c
     s1 = sqrtm_psd(cov1)
     m = s1 @ cov2 @ s1
     w = torch.linalg.eigvalsh(0.5 * (m + m.T))
-    scale = float(w.abs().max()) if w.numel() else 0.0
-    if scale > 0 and float(w.min()) < -1e-8 * scale:
-        raise ValueError(f"cov2 is not positive semi-definite (eigenvalue {float(w.min()):.3e})")
+    check_psd_eigenvalues(w, "cov2")
     cross = w.clamp_min(0).sqrt().sum()
     diff = mu1 - mu2
     return float(diff @ diff + torch.trace(cov1) + torch.trace(cov2) - 2.0 * cross)

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from lazysi.numeric.fields.linalg import check_psd_eigenvalues
+
 __all__ = ["APPROX_KINDS", "VARIANCE_FLOOR", "GaussianApprox"]
 
 APPROX_KINDS = ("full", "lowrank", "diag")
@@ -52,6 +54,7 @@ class GaussianApprox:
         if not (floor > 0):
             raise ValueError(f"variance floor must be positive, got {floor}")
         evals, evecs = torch.linalg.eigh(0.5 * (cov + cov.T))
+        check_psd_eigenvalues(evals, "the data covariance")  # round-off negatives are raised to the floor below
         evals, evecs = evals.flip(0), evecs.flip(1)
         summary = {
             "dim": dim,

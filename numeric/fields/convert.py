@@ -30,6 +30,7 @@ from lazysi.symbolic.families import family
 from lazysi.numeric.fields.schedule import NumericSchedule, as_time, family_module_name
 from lazysi.numeric.fields.loader import load_generated
 from lazysi.numeric.fields.providers import FieldProvider, broadcast_time
+from lazysi.numeric.fields.roots import invert_increasing
 
 __all__ = [
     "COMMITTED_PAIRS",
@@ -45,7 +46,6 @@ __all__ = [
 CONVERSION_FUNCTIONS = ("tau", "tau_dot", "c", "c_dot_over_c", "eps_scale")
 #: default-parameter pairs whose generated modules are committed
 COMMITTED_PAIRS = (("linear", "vp"), ("linear", "point-mass"), ("vp", "point-mass"), ("sd3", "vp"))
-BISECTION_STEPS = 110
 
 
 def conversion_module_name(a: str, b: str) -> str:
@@ -144,14 +144,7 @@ class NumericConversion:
         sv = self._s(sv)
         if self.closed_form:
             return self._ns["tau"](sv)
-        target = self._side_b["lam"](sv.to(torch.float64))
-        lam_a = self._side_a["lam"]
-        lo, hi = torch.zeros_like(target), torch.ones_like(target)
-        for _ in range(BISECTION_STEPS):
-            mid = 0.5 * (lo + hi)
-            below = lam_a(mid) < target
-            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-        out = 0.5 * (lo + hi)
+        out = invert_increasing(self._side_a["lam"], self._side_b["lam"](sv.to(torch.float64)))
         out = torch.where(sv.to(torch.float64) == 0.0, 0.0, torch.where(sv.to(torch.float64) == 1.0, 1.0, out))
         return out.to(sv.dtype)
 
@@ -206,12 +199,7 @@ class NumericConversion:
         """``sigma(t) = tau^{-1}(t)``: float64 bisection on the increasing ``tau`` (0 -> 0, 1 -> 1)."""
         tv = self._s(tv)
         target = tv.to(torch.float64)
-        lo, hi = torch.zeros_like(target), torch.ones_like(target)
-        for _ in range(BISECTION_STEPS):
-            mid = 0.5 * (lo + hi)
-            below = self.tau(mid) < target
-            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-        out = torch.where(target == 0.0, 0.0, torch.where(target == 1.0, 1.0, 0.5 * (lo + hi)))
+        out = torch.where(target == 0.0, 0.0, torch.where(target == 1.0, 1.0, invert_increasing(self.tau, target)))
         return out.to(tv.dtype)
 
     def eps_to_source(self, eps_B: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:

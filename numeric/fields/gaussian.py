@@ -33,6 +33,7 @@ import torch
 from lazysi.symbolic.fields import field_kernels, render_field_module
 from lazysi.symbolic.families import FAMILIES, family
 
+from lazysi.numeric.fields.linalg import psd_eigh
 from lazysi.numeric.fields.schedule import NumericSchedule, family_module_name
 from lazysi.numeric.fields.loader import load_generated
 from lazysi.numeric.fields.providers import FieldProvider, broadcast_time
@@ -74,20 +75,12 @@ def _as64(value, name: str, device=None) -> torch.Tensor:
     return out
 
 
-def _eig(cov: torch.Tensor, name: str, rtol: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigendecomposition of symmetric PSD matrices (..., D, D): returns ``(d, U)`` with ``d >= 0``.
-    Eigenvalues below ``-rtol * max|eigenvalue|`` raise (not PSD); round-off negatives become 0."""
+def _eig(cov: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigendecomposition of symmetric PSD matrices (..., D, D): ``(d, U)`` with ``d >= 0``
+    (:func:`lazysi.numeric.fields.linalg.psd_eigh`); a non-symmetric matrix raises."""
     if not torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-10, atol=1e-12 * float(cov.abs().max().clamp_min(1.0))):
         raise ValueError(f"{name} must be symmetric")
-    if cov.ndim == 3:  # one component at a time: faster than the batched driver on CPU
-        pairs = [torch.linalg.eigh(c) for c in cov]
-        d, u = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-    else:
-        d, u = torch.linalg.eigh(cov)
-    scale = d.abs().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(d.dtype).tiny)
-    if (d < -rtol * scale).any():
-        raise ValueError(f"{name} is not positive semi-definite (smallest eigenvalue {float(d.min()):.3g})")
-    return d.clamp_min(0.0), u
+    return psd_eigh(cov, name)
 
 
 class _Cast:

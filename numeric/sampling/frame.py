@@ -38,7 +38,8 @@ from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.numeric.models.adapters import fields_from_prediction
 
-__all__ = ["FrameKernels", "frame_kernels", "GaussianTerm", "Evaluation", "blocked_matmul", "MATMUL_ROWS"]
+__all__ = ["FrameKernels", "frame_kernels", "GaussianTerm", "Evaluation", "blocked_matmul", "MATMUL_ROWS", "split_parts",
+           "join_parts"]
 
 #: the frame's matrix products run in blocks of exactly this many rows (see :func:`blocked_matmul`)
 MATMUL_ROWS = 8
@@ -59,6 +60,24 @@ def blocked_matmul(a: torch.Tensor, b: torch.Tensor, rows: int = MATMUL_ROWS) ->
             blk = torch.cat([blk, blk.new_zeros((rows - m, *blk.shape[1:]))])
         out.append((blk @ b)[:m])
     return torch.cat(out)
+
+
+def split_parts(approx: GaussianApprox, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``y`` (B, D) -> eigen-coordinates and the complement (``lowrank`` only), batch-invariant
+    (:func:`blocked_matmul`)."""
+    basis = approx.basis
+    if basis is None:
+        return y, None
+    w = blocked_matmul(y, basis)
+    return w, (y - blocked_matmul(w, basis.T)) if approx.kind == "lowrank" else None
+
+
+def join_parts(approx: GaussianApprox, w: torch.Tensor, perp: torch.Tensor | None) -> torch.Tensor:
+    """The inverse of :func:`split_parts`."""
+    if approx.basis is None:
+        return w
+    y = blocked_matmul(w, approx.basis.T)
+    return y + perp if perp is not None else y
 
 
 class FrameKernels:
@@ -117,19 +136,10 @@ class GaussianTerm:
         self.approx = approx.to(dtype=dtype, device=self.device)
 
     def split(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``y`` (B, D) -> eigen-coordinates and the complement (``lowrank`` only), batch-invariant."""
-        basis = self.approx.basis
-        if basis is None:
-            return y, None
-        w = blocked_matmul(y, basis)
-        return w, (y - blocked_matmul(w, basis.T)) if self.approx.kind == "lowrank" else None
+        return split_parts(self.approx, y)
 
     def join(self, w: torch.Tensor, perp: torch.Tensor | None) -> torch.Tensor:
-        basis = self.approx.basis
-        if basis is None:
-            return w
-        y = blocked_matmul(w, basis.T)
-        return y + perp if perp is not None else y
+        return join_parts(self.approx, w, perp)
 
     def _coef(self, name: str, tv, which: torch.Tensor) -> torch.Tensor:
         return self.kernels(name, tv, which).to(device=self.device)

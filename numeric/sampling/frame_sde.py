@@ -58,6 +58,7 @@ from lazysi.symbolic.sde_frame import SDE_KERNEL_NAMES, check_nu, derive_sde_ker
 
 from lazysi.numeric.fields.approx import GaussianApprox
 from lazysi.numeric.sampling import grids
+from lazysi.numeric.sampling.frame import join_parts, split_parts
 from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.numeric.fields.providers import FieldProvider
@@ -179,21 +180,10 @@ class GaussianSDETerm:
         return self._cast(self.schedule.beta(torch.as_tensor(tv, dtype=torch.float64)))
 
     def split(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        from lazysi.numeric.sampling.frame import blocked_matmul  # the ODE frame's batch-invariant product
-
-        basis = self.ap.basis
-        if basis is None:
-            return v, None
-        w = blocked_matmul(v, basis)
-        return w, (v - blocked_matmul(w, basis.T)) if self.ap.kind == "lowrank" else None
+        return split_parts(self.ap, v)
 
     def join(self, w: torch.Tensor, perp: torch.Tensor | None) -> torch.Tensor:
-        from lazysi.numeric.sampling.frame import blocked_matmul
-
-        if self.ap.basis is None:
-            return w
-        y = blocked_matmul(w, self.ap.basis.T)
-        return y + perp if perp is not None else y
+        return join_parts(self.ap, w, perp)
 
     def residual(self, tv: float, x: torch.Tensor) -> list[torch.Tensor | None]:
         """``r = r_gain (eta_X - eta_X^G)`` in the frame's parts (eigen-coordinates, complement)."""

@@ -9,12 +9,12 @@ import math
 
 import torch
 
+from lazysi.numeric.fields.roots import invert_increasing
 from lazysi.numeric.fields.schedule import NumericSchedule
 
 __all__ = ["GRIDS", "LAMBDA_CLIP", "uniform", "uniform_lambda", "edm", "shifted", "invert_lam", "check_grid", "named_grid",
            "explicit_grid"]
 
-BISECTION_STEPS = 110
 #: the named grids every frame knows (in the frame's own time)
 GRIDS = ("uniform", "lambda", "edm", "shifted")
 LAMBDA_CLIP = 0.02
@@ -54,12 +54,7 @@ def invert_lam(schedule: NumericSchedule, lam: torch.Tensor) -> torch.Tensor:
     """``t`` with ``lambda(t) = lam`` by float64 bisection on the generated, increasing ``lambda``
     kernel (``-inf -> 0``, ``+inf -> 1``)."""
     lam = torch.as_tensor(lam, dtype=torch.float64)
-    lo, hi = torch.zeros_like(lam), torch.ones_like(lam)
-    for _ in range(BISECTION_STEPS):
-        mid = 0.5 * (lo + hi)
-        below = schedule.lam(mid) < lam
-        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-    out = 0.5 * (lo + hi)
+    out = invert_increasing(schedule.lam, lam)
     return torch.where(lam == -math.inf, 0.0, torch.where(lam == math.inf, 1.0, out))
 
 
