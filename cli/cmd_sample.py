@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     _check_out(args.out, args.resume)
     try:
         model = Model.load(args.model)
-        sigma, sigma_source = model.sigma(args.sigma)
+        sigma, sigma_source = model.sigma(args.sigma, spec.frame.sigma_rule)
         if not (sigma > 0 and math.isfinite(sigma)):
             raise UsageError(f"--sigma must be positive and finite, got {sigma}")
         if args.mu != "data":
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 float(args.mu)
             except ValueError:
                 raise UsageError(f"--mu must be a number or 'data', got {args.mu!r}") from None
-        setup = model.setup(sigma=sigma, mu=args.mu, gaussian=spec.frame.gaussian, shift=args.shift, nu=args.nu)
+        setup = model.setup(sigma=sigma, mu=args.mu, frame=spec.frame, shift=args.shift, nu=args.nu)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]

@@ -30,6 +30,6 @@ def sample(model: str | Model, sampler: str, steps: int, n: int, *, seed: int = 
     for any ``batch`` (at equal ``threads``)."""
     m = model if isinstance(model, Model) else Model.load(model)
     spec = resolve(sampler)
-    setup = m.setup(sigma=sigma, mu=mu, gaussian=spec.frame.gaussian, nu=nu)
+    setup = m.setup(sigma=sigma, mu=mu, frame=spec.frame, nu=nu)
     return _sample_batched(spec, m.provider, steps, n, seed, m.shape, batch=batch, setup=setup, grid=grid, dtype=dtype,
                            device=device, threads=threads, progress=progress)

@@ -46,13 +46,22 @@ DEFAULT_SAMPLERS = ("euler", "heun", "lazy-ode", "lazy-heun", "lazy-cov", "lazy-
                     "lazy-cov-pcd", "lazy-cov-pcd@uniform", "fm-euler", "dpm++2m", "unipc", "fm-midpoint")
 
 
-def model_setup(model: str | Model, sigma: float | None = None) -> tuple[Model, SamplingSetup, dict[str, Any]]:
-    """A benchmark's model, its sampling setup (``sigma`` argument > the model's ``.lazy.json`` > the
-    card's RMS; per-coordinate data mean; full Gaussian approximation) and a record of both."""
+def model_setup(model: str | Model, sigma: float | None = None, rule: str = "settings") -> tuple[Model, SamplingSetup, dict[str, Any]]:
+    """A benchmark's model, its sampling setup (``sigma`` argument > the sigma ``rule``'s value:
+    the model's ``.lazy.json`` > the card's RMS; per-coordinate data mean; full Gaussian
+    approximation) and a record of both."""
     m = model if isinstance(model, Model) else Model.load(model)
-    value, source = m.sigma(sigma)
+    value, source = m.sigma(sigma, rule)
     setup = m.setup(sigma=value)
     return m, setup, {"sigma": value, "sigma_source": source, "approx": setup.approx.summary}
+
+
+def _setup_for(name: str, m: Model, setups: dict[str, SamplingSetup], sigma: float | None) -> SamplingSetup:
+    """The setup of sampler ``name``: its frame's sigma rule (cached per rule)."""
+    rule = resolve(name).frame.sigma_rule
+    if rule not in setups:
+        setups[rule] = model_setup(m, sigma, rule)[1]
+    return setups[rule]
 
 
 def sample_at_nfe(name: str, model: Model, nfe: int, indices: Sequence[int], seed: int,
@@ -214,6 +223,8 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
     for model in models:
         t0 = time.perf_counter()
         m, setup, setup_info = model_setup(model, sigma)
+        setups = {"settings": setup}
+        setup_info["sigma_rms_frames"] = model_setup(m, sigma, "rms")[2]["sigma"]
         provider, card, shape = m.provider, m.card, m.shape
         idx = list(range(n_rmse))
         ref, ref_info = cached_reference(provider, model, idx, seed, shape, out, card, log=log)
@@ -228,7 +239,7 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
                 if resolve(name).steps_for(k) is None:
                     continue
                 ts = time.perf_counter()
-                x, calls = sample_at_nfe(name, m, k, idx, seed, setup)
+                x, calls = sample_at_nfe(name, m, k, idx, seed, _setup_for(name, m, setups, sigma))
                 row = {"sampler": name, "nfe": k, "counted_nfe": calls, "seconds": round(time.perf_counter() - ts, 2),
                        "rmse": pathwise_rmse(x, ref) if resolve(name).kind == "ode" else None}
                 if exact is not None:
@@ -250,7 +261,7 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
             for name, k in fid_points:
                 if name not in samplers or resolve(name).steps_for(k) is None:
                     continue
-                x, _ = sample_at_nfe(name, m, k, fidx, seed, setup)
+                x, _ = sample_at_nfe(name, m, k, fidx, seed, _setup_for(name, m, setups, sigma))
                 feats = classifier_features(x)
                 row = {"sampler": name, "nfe": k, "fid": fid_from_features(feats, heldout_features())}
                 if exact_features is not None:

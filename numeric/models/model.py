@@ -19,7 +19,7 @@ from lazysi.numeric.fields.approx import GaussianApprox
 from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.models.moments import approx_for_model, lazy_settings, resolve_sigma
 from lazysi.numeric.models.zoo import load_model, mean_vector
-from lazysi.numeric.sampling.frames import SamplingSetup
+from lazysi.numeric.sampling.frames import Frame, SamplingSetup
 
 __all__ = ["Model"]
 
@@ -49,9 +49,10 @@ class Model:
         """The stored lazy-sampling settings (``<stem>.lazy.json``; ``{}`` when there are none)."""
         return lazy_settings(self.name)
 
-    def sigma(self, override: float | None = None) -> tuple[float, str]:
-        """The lazy data scale and its source (argument > settings file > card RMS)."""
-        return resolve_sigma(self.name, self.card, override, self.settings)
+    def sigma(self, override: float | None = None, rule: str = "settings") -> tuple[float, str]:
+        """The lazy data scale and its source (argument > the rule's value: see
+        :func:`~lazysi.numeric.models.moments.resolve_sigma`)."""
+        return resolve_sigma(self.name, self.card, override, self.settings, rule)
 
     @cached_property
     def mean(self) -> torch.Tensor:
@@ -66,10 +67,14 @@ class Model:
         return self._approx[key]
 
     def setup(self, *, sigma: float | None = None, mu: str | float = "data", gaussian: bool = True,
-              approx_kind: str = "full", rank: int = 64, shift: float = 3.0, nu: float = 1.0) -> SamplingSetup:
-        """The sampling settings: ``sigma`` (None: stored/card value), ``mu`` (``"data"``: the
-        per-coordinate data mean, or a number), the Gaussian approximation when ``gaussian``."""
-        s, _ = self.sigma(sigma)
+              approx_kind: str = "full", rank: int = 64, shift: float = 3.0, nu: float = 1.0,
+              frame: Frame | None = None) -> SamplingSetup:
+        """The sampling settings: ``sigma`` (None: the default of ``frame``'s sigma rule), ``mu``
+        (``"data"``: the per-coordinate data mean, or a number), the Gaussian approximation when
+        ``gaussian`` (or when ``frame`` needs it)."""
+        if frame is not None:
+            gaussian = frame.gaussian
+        s, _ = self.sigma(sigma, frame.sigma_rule if frame is not None else "settings")
         if mu == "data":
             mu_t = self.mean
         else:

@@ -79,13 +79,21 @@ def lazy_settings(name: str) -> dict[str, Any]:
 
 
 def resolve_sigma(name: str, card: dict[str, Any], sigma: float | None = None,
-                  settings: dict[str, Any] | None = None) -> tuple[float, str]:
-    """The lazy data scale and where it came from: the ``sigma`` argument, else the model's
-    settings file (``sigma`` there: the spectrum rule of ``benchmarks/sigma_study.py``; pass
-    ``settings`` when already read), else the card's ``data_rms_centred``."""
+                  settings: dict[str, Any] | None = None, rule: str = "settings") -> tuple[float, str]:
+    """The lazy data scale and where it came from: the ``sigma`` argument, else (``rule =
+    "settings"``) the model's settings file (``sigma`` there: the spectrum rule of
+    ``benchmarks/sigma_study.py``; pass ``settings`` when already read), else the card's
+    ``data_rms_centred``; with ``rule = "rms"`` the RMS of the per-coordinate-centred data (the
+    settings file's ``sigma_rms``, from the data's covariance spectrum), else the card's."""
     if sigma is not None:
         return float(sigma), "argument"
+    if rule not in ("settings", "rms"):
+        raise ValueError(f"unknown sigma rule {rule!r}; known: settings, rms")
     settings = lazy_settings(name) if settings is None else settings
+    if rule == "rms":
+        if "sigma_rms" in settings:
+            return float(settings["sigma_rms"]), "lazy settings file (sigma_rms: RMS of the centred data)"
+        return float(card["data_rms_centred"]), "card data_rms_centred"
     if "sigma" in settings:
         return float(settings["sigma"]), f"lazy settings file ({settings.get('sigma_rule', 'sigma').split(':')[0]})"
     return float(card["data_rms_centred"]), "card data_rms_centred"

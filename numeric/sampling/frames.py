@@ -111,7 +111,11 @@ class Frame:
     """``target``: the lazy family the model is converted to (None: its training schedule);
     ``start``: ``noise`` (``Z``) or ``point`` (0); ``scale``: the sample is ``sigma x_1 + mu``
     (else ``x_1 + mu`` when ``target`` is set); ``gaussian``: the solvers need the Gaussian
-    approximation; ``extra_grids``: grids beyond :data:`~lazysi.numeric.sampling.grids.GRIDS`."""
+    approximation; ``sigma_rule``: the default data scale, ``settings`` (the model's settings file:
+    the spectrum rule chosen for the lazy VP ODE, else the card's RMS) or ``rms`` (the RMS of the
+    centred data, the paper's recipe for the point-mass SDE: ``point-mass(sigma)`` is exact for
+    ``N(mu, sigma^2 I)``, C12-C13; the covariance-aware frames keep ``settings``: there sigma only
+    sets the time parametrisation, as the ``vp`` grid's sigma does for the ODE frame); ``extra_grids``: grids beyond :data:`~lazysi.numeric.sampling.grids.GRIDS`."""
 
     name: str
     target: str | Schedule | None = None
@@ -119,6 +123,7 @@ class Frame:
     scale: bool = False
     centre: bool = True
     gaussian: bool = False
+    sigma_rule: str = "settings"
     extra_grids: tuple[str, ...] = field(default=())
     description: str = ""
 
@@ -179,7 +184,7 @@ FRAMES: dict[str, Frame] = {
     for f in (
         Frame("train", description="the model's training schedule"),
         Frame("lazy-vp", target="vp", scale=True, description="lazy VP schedule vp(sigma), centred, output sigma x + mu"),
-        Frame("lazy-pm", target="point-mass", start="point",
+        Frame("lazy-pm", target="point-mass", start="point", sigma_rule="rms",
               description="point-mass schedule point-mass(sigma), centred, start at 0, output x + mu"),
         Frame("gaussian", gaussian=True, extra_grids=("vp",),
               description="training schedule, Gaussian approximation's flow exact per eigendirection"),
@@ -196,4 +201,4 @@ def target_frame(frame: Frame, target: Schedule) -> Frame:
     ended at ``x / beta_target(1) (+ mu)``; the Gaussian frames integrate their Gaussian part in the
     target's time (uncentred, the approximation carries the mean)."""
     return Frame(f"{frame.name}@target", target=target, start="alpha0", centre=not frame.gaussian and frame.centre,
-                 gaussian=frame.gaussian, description=f"{frame.description}; moved to the target schedule {target.name}")
+                 gaussian=frame.gaussian, sigma_rule=frame.sigma_rule, description=f"{frame.description}; moved to the target schedule {target.name}")
