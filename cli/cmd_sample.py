@@ -72,6 +72,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="samples per shard file (default: min(n, 256))")
     p.add_argument("--resume", action="store_true",
                    help="continue a run in --out: keep shards whose sha256 verifies, regenerate the rest")
+    p.add_argument("--label", action="store_true", help="a label row under the PNG grid (sampler, steps, NFE, seed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -175,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
 
             result = run_to_folder(generate_fn, args.n, args.out, batch=args.batch, seed=args.seed, options=options,
                                    shard_size=args.shard_size, resume=args.resume, features=features,
-                                   model_card_path=card_json, record_extra=extra, model_summary=summary, device=args.device, progress=progress)
+                                   model_card_path=card_json, record_extra=extra, model_summary=summary, device=args.device, progress=progress,
+                                   image_label=(f"{args.model} {spec.name} {args.steps} steps nfe {spec.nfe(args.steps)} "
+                                                f"seed {args.seed}") if args.label else None)
     except RunInterrupted as exc:
         again = ["lazysi", *[a for a in getattr(args, "_argv", sys.argv[1:]) if a != "--resume"], "--resume"]
         print(f"lazysi sample: {exc}; continue with: {shlex.join(again)}", file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_png", "encode_png", "image_grid", "scatter_image", "upscale", "sample_image"]
+__all__ = ["write_png", "encode_png", "image_grid", "scatter_image", "upscale", "sample_image", "label_row", "with_label"]
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -72,9 +72,48 @@ def scatter_image(x: np.ndarray, size: int = 256) -> np.ndarray:
     return img
 
 
-def sample_image(samples: np.ndarray, scale: int = 4, max_images: int = 64) -> np.ndarray:
+def sample_image(samples: np.ndarray, scale: int = 4, max_images: int = 64, label: str | None = None) -> np.ndarray:
     """The picture of a run's samples: an upscaled image grid of the first ``max_images`` for image
-    data (C = 1 or 3), else a scatter plot of the first two coordinates."""
+    data (C = 1 or 3), else a scatter plot of the first two coordinates; ``label``: a text row
+    underneath (greyscale pictures)."""
     if samples.ndim == 4 and samples.shape[1] in (1, 3):
-        return image_grid(samples[:max_images], scale=scale)
-    return scatter_image(samples)
+        img = image_grid(samples[:max_images], scale=scale)
+    else:
+        img = scatter_image(samples)
+    return with_label(img, label) if label is not None and img.ndim == 2 else img
+
+
+#: a 3 x 5 pixel font (rows top to bottom, 3 bits each, MSB left) for labels under an image grid
+_FONT = {
+    "0": (7, 5, 5, 5, 7), "1": (2, 6, 2, 2, 7), "2": (7, 1, 7, 4, 7), "3": (7, 1, 7, 1, 7), "4": (5, 5, 7, 1, 1),
+    "5": (7, 4, 7, 1, 7), "6": (7, 4, 7, 5, 7), "7": (7, 1, 1, 2, 2), "8": (7, 5, 7, 5, 7), "9": (7, 5, 7, 1, 7),
+    "a": (2, 5, 7, 5, 5), "b": (6, 5, 6, 5, 6), "c": (3, 4, 4, 4, 3), "d": (6, 5, 5, 5, 6), "e": (7, 4, 6, 4, 7),
+    "f": (7, 4, 6, 4, 4), "g": (3, 4, 5, 5, 3), "h": (5, 5, 7, 5, 5), "i": (7, 2, 2, 2, 7), "j": (1, 1, 1, 5, 2),
+    "k": (5, 5, 6, 5, 5), "l": (4, 4, 4, 4, 7), "m": (5, 7, 7, 5, 5), "n": (6, 5, 5, 5, 5), "o": (2, 5, 5, 5, 2),
+    "p": (6, 5, 6, 4, 4), "q": (2, 5, 5, 6, 3), "r": (6, 5, 6, 5, 5), "s": (3, 4, 2, 1, 6), "t": (7, 2, 2, 2, 2),
+    "u": (5, 5, 5, 5, 7), "v": (5, 5, 5, 5, 2), "w": (5, 5, 7, 7, 5), "x": (5, 5, 2, 5, 5), "y": (5, 5, 2, 2, 2),
+    "z": (7, 1, 2, 4, 7), "-": (0, 0, 7, 0, 0), ".": (0, 0, 0, 0, 2), "=": (0, 7, 0, 7, 0), " ": (0, 0, 0, 0, 0),
+    "@": (2, 5, 7, 4, 3), "+": (0, 2, 7, 2, 0), ",": (0, 0, 0, 2, 4), "/": (1, 1, 2, 4, 4), ":": (0, 2, 0, 2, 0),
+    "(": (1, 2, 2, 2, 1), ")": (4, 2, 2, 2, 4), "_": (0, 0, 0, 0, 7),
+}
+
+
+def label_row(text: str, width: int, scale: int = 2, background: int = 255, ink: int = 0) -> np.ndarray:
+    """A uint8 row of ``width`` pixels with ``text`` in a 3 x 5 pixel font (lower-case letters,
+    digits and ``-.=@+,/:()_``; other characters raise), upscaled ``scale`` times."""
+    unknown = sorted({c for c in text.lower() if c not in _FONT})
+    if unknown:
+        raise ValueError(f"label characters not in the font: {''.join(unknown)!r}")
+    glyphs = [np.array([[(row >> (2 - k)) & 1 for k in range(3)] for row in _FONT[c]], dtype=np.uint8) for c in text.lower()]
+    line = np.concatenate(sum(([g, np.zeros((5, 1), np.uint8)] for g in glyphs), [np.zeros((5, 1), np.uint8)]), 1) \
+        if glyphs else np.zeros((5, 1), np.uint8)
+    line = upscale(line, scale)
+    row = np.full((line.shape[0] + 2 * scale, width), background, dtype=np.uint8)
+    w = min(width, line.shape[1])
+    row[scale:scale + line.shape[0], :w] = np.where(line[:, :w] == 1, ink, background)
+    return row
+
+
+def with_label(img: np.ndarray, text: str, scale: int = 2) -> np.ndarray:
+    """``img`` (greyscale) with a label row underneath."""
+    return np.concatenate([img, label_row(text, img.shape[1], scale)], 0)

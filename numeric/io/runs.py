@@ -78,6 +78,7 @@ def run_to_folder(
     model_summary: Mapping[str, Any] | None = None,
     device: str = "cpu",
     image_scale: int = 4,
+    image_label: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Produce samples ``0 .. n-1`` with ``generate_fn(indices) -> (samples, counted NFE)`` into ``out``
@@ -117,7 +118,7 @@ def run_to_folder(
     if rank == 0:
         _, x = load_shards(out)
         atomic_write_bytes(out / "samples.npz", encode_npz({"x": x}))
-        atomic_write_bytes(out / "samples.png", encode_png(sample_image(x, scale=image_scale)))
+        atomic_write_bytes(out / "samples.png", encode_png(sample_image(x, scale=image_scale, label=image_label)))
         if len(set(counted)) > 1:
             raise RuntimeError(f"the NFE per sample changed between batches: {sorted(set(counted))}")
         if counted:
