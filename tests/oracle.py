@@ -62,3 +62,23 @@ def close(got: float, ref, rel: float, abs_: float) -> bool:
     if not math.isfinite(got):
         return False
     return abs(mpmath.mpf(got) - ref) <= rel * abs(ref) + abs_
+
+
+def three_d_mixture(schedule):
+    """A fixed two-component Gaussian mixture in 3-d (seeded) on ``schedule`` and its full Gaussian
+    approximation from the exact moments (law of total covariance): ``(provider, approx)``."""
+    import torch
+
+    from lazysi.numeric.fields.approx import GaussianApprox
+    from lazysi.numeric.fields.gaussian import MixtureProvider
+
+    torch.manual_seed(1)
+    means = torch.tensor([[1.5, -0.5, 0.3], [-1.0, 0.8, -0.2]], dtype=torch.float64)
+    a = torch.randn(2, 3, 3, dtype=torch.float64) * 0.4
+    covs = a @ a.transpose(1, 2) + 0.05 * torch.eye(3, dtype=torch.float64)
+    w = torch.tensor([0.35, 0.65], dtype=torch.float64)
+    provider = MixtureProvider(schedule, w, means, covs)
+    mu = w @ means
+    dm = means - mu
+    cov = torch.einsum("k,kde->de", w, covs) + torch.einsum("k,kd,ke->de", w, dm, dm)
+    return provider, GaussianApprox.from_moments(mu, cov, (3,), "full")

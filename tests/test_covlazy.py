@@ -22,6 +22,7 @@ from lazysi.numeric.sampling.solvers import SOLVERS, integrate, provider_ode
 from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.numeric.models.zoo import load_model
 from lazysi.symbolic.families import family
+from oracle import three_d_mixture
 
 mpmath.mp.dps = 50
 LINEAR = NumericSchedule(family("linear"))
@@ -145,16 +146,7 @@ def test_lowrank_exact_when_rest_is_isotropic():
 
 
 def _mixture():
-    torch.manual_seed(1)
-    means = torch.tensor([[1.5, -0.5, 0.3], [-1.0, 0.8, -0.2]], dtype=torch.float64)
-    a = torch.randn(2, 3, 3, dtype=torch.float64) * 0.4
-    covs = a @ a.transpose(1, 2) + 0.05 * torch.eye(3, dtype=torch.float64)
-    w = torch.tensor([0.35, 0.65], dtype=torch.float64)
-    provider = MixtureProvider(LINEAR, w, means, covs)
-    mu = w @ means
-    dm = means - mu
-    cov = torch.einsum("k,kde->de", w, covs) + torch.einsum("k,kd,ke->de", w, dm, dm)
-    return provider, covlazy.GaussianApprox.from_moments(mu, cov, (3,), "full")
+    return three_d_mixture(LINEAR)
 
 
 def test_orders_on_mixture():

@@ -48,6 +48,7 @@ covlazy = SimpleNamespace(approx_for_model=approx_for_model, GaussianApprox=Gaus
 from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.numeric.models.zoo import load_model
 from lazysi.symbolic.families import family
+from oracle import three_d_mixture
 
 SIGMA_PM = 0.5
 PM = NumericSchedule(family("point-mass", sigma=SIGMA_PM))
@@ -217,16 +218,7 @@ def test_scalar_lazy_sde_exact_law_on_isotropic_gaussian(steps):
 
 
 def _mixture(schedule):
-    torch.manual_seed(1)
-    means = torch.tensor([[1.5, -0.5, 0.3], [-1.0, 0.8, -0.2]], dtype=torch.float64)
-    a = torch.randn(2, 3, 3, dtype=torch.float64) * 0.4
-    covs = a @ a.transpose(1, 2) + 0.05 * torch.eye(3, dtype=torch.float64)
-    w = torch.tensor([0.35, 0.65], dtype=torch.float64)
-    provider = MixtureProvider(schedule, w, means, covs)
-    mu = w @ means
-    dm = means - mu
-    cov = torch.einsum("k,kde->de", w, covs) + torch.einsum("k,kd,ke->de", w, dm, dm)
-    return provider, covlazy.GaussianApprox.from_moments(mu, cov, (3,), "full")
+    return three_d_mixture(schedule)
 
 
 def test_nu_zero_is_the_ode_frame():
