@@ -45,3 +45,13 @@ def test_readme_add_a_claim_example_runs_and_can_fail():
         assert not wrong.passed and wrong.symbolic == "failed"
     finally:
         REGISTRY.pop("U1", None)
+
+
+def test_console_script_and_plugin_are_declared():
+    """The README's commands need the ``lazysi`` console script (a merge once dropped it: the
+    suite passed, CI's ``lazysi verify`` did not)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["lazysi"] == "lazysi.cli:main"
+    assert project["entry-points"]["pytest11"]["lazysi"] == "lazysi.proofs.pytest_plugin"
