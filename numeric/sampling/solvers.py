@@ -212,14 +212,14 @@ def _back_difference(ev, t0: torch.Tensor, prev) -> torch.Tensor | None:
 def _exp_euler(term, t0, t1, x, state):
     """Exponential Euler: the residual frozen at the step's start."""
     ev, _ = _frame_start(term, t0, x, state)
-    return term.propagate(x, t0, t1, ev.r), FrameState(None, (float(t0), ev.r))
+    return term.propagate(x, t0, t1, [ev.r]), FrameState(None, (float(t0), ev.r))
 
 
 def _exp_ab2(term, t0, t1, x, state):
     """Exponential Adams-Bashforth 2: the residual linear through the last two evaluations
     (exponential Euler on the first step)."""
     ev, prev = _frame_start(term, t0, x, state)
-    return term.propagate(x, t0, t1, ev.r, _back_difference(ev, t0, prev)), FrameState(None, (float(t0), ev.r))
+    return term.propagate(x, t0, t1, [ev.r, _back_difference(ev, t0, prev)], [t0]), FrameState(None, (float(t0), ev.r))
 
 
 def _exp_pc(term, t0, t1, x, state):
@@ -229,13 +229,13 @@ def _exp_pc(term, t0, t1, x, state):
     ev, prev = _frame_start(term, t0, x, state)
     f0, f1 = float(t0), float(t1)
     d_back = _back_difference(ev, t0, prev)
-    pred = term.propagate(x, t0, t1, ev.r, d_back)
+    pred = term.propagate(x, t0, t1, [ev.r, d_back], [t0])
     ev1 = term.evaluate(t1, pred)
     d_fwd = (ev1.r - ev.r) / (f1 - f0)
     if prev is None:
-        x1 = term.propagate(x, t0, t1, ev.r, d_fwd)
+        x1 = term.propagate(x, t0, t1, [ev.r, d_fwd], [t0])
     else:
-        x1 = term.propagate(x, t0, t1, ev.r, d_fwd, (d_fwd - d_back) / (f1 - prev[0]), f0, f1)
+        x1 = term.propagate(x, t0, t1, [ev.r, d_fwd, (d_fwd - d_back) / (f1 - prev[0])], [f0, f1])
     return x1, FrameState(ev1, (f0, ev.r))
 
 
