@@ -144,8 +144,8 @@ def test_exact_on_anisotropic_gaussian(sampler, steps, grid):
 def test_final_step_backtest_picks_per_sample_the_best_predicting_order():
     """The last step of exp-pc4 is the predictor whose order, per sample, best predicted the latest
     evaluation from the earlier ones: rebuilt here row by row from the solver with each fixed final
-    order, and batch-invariant (a row's result does not depend on the others)."""
-    from lazysi.numeric.sampling.solvers import FrameHistory, _exp_ab, _newton, _newton_value
+    order; through the generate path a row's result does not depend on the others."""
+    from lazysi.numeric.sampling.solvers import FrameHistory, _exp_ab, _history_start, _integrate_poly, _newton, _newton_value
 
     provider, approx = _mixture()
     x0 = per_sample_normal(4, range(16), (3,))
@@ -158,16 +158,24 @@ def test_final_step_backtest_picks_per_sample_the_best_predicting_order():
         return _exp_ab(3, backtest=True)(term_, t0, t1, x, state)
 
     got = integrate(replace(SOLVERS["exp-pc4"], final=spy), term, grid, x0)
-    fixed = [integrate(replace(SOLVERS["exp-pc4"], final=_exp_ab(p) if p > 1 else SOLVERS["exp-euler"].step), term, grid, x0)
-             for p in (1, 2, 3)]
+    def final_of_order(p):
+        def step(term_, t0, t1, x, state):
+            ev, hist, anchor = _history_start(term_, t0, x, state)
+            back_ = [(float(t0), ev.r), *reversed(hist)][:p]
+            return _integrate_poly(term_, t0, t1, x, back_, anchor, len(hist) + 1), None
+        return step
+
+    fixed = [integrate(replace(SOLVERS["exp-pc4"], final=final_of_order(p)), term, grid, x0) for p in (1, 2, 3)]
     st: FrameHistory = seen["state"]
     back = [(float(grid[-2]), st.current.r), *reversed(st.hist)]
     errs = torch.stack([((_newton_value(*_newton(back[1:1 + p]), back[0][0]) - back[0][1]) ** 2).sum(1) for p in (1, 2, 3)])
     want = torch.stack([fixed[int(errs[:, i].argmin())][i] for i in range(16)])
     assert (got - want).abs().max() < 1e-13
     assert len(set(errs.argmin(0).tolist())) > 1  # the rows really choose different orders
-    part = integrate(SOLVERS["exp-pc4"], term, grid, x0[:5])
-    assert torch.equal(part, got[:5])
+    setup = SamplingSetup(approx=approx)
+    whole = generate("lazy-cov-pc4", provider, 5, list(range(16)), 4, (3,), setup=setup, grid="uniform")[0]
+    part = generate("lazy-cov-pc4", provider, 5, [3, 9], 4, (3,), setup=setup, grid="uniform")[0]
+    assert torch.equal(part, whole[[3, 9]])  # the generate path (rows padded to 8) is batch-invariant
 
 
 def test_gauss_grid_is_valid_and_deterministic():

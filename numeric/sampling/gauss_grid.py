@@ -6,13 +6,17 @@ part's velocity along its own exact flow is ``v_d(t) = phi'(t, d) xi`` (``w = ph
 ``xi ~ N(0, 1)``; ``phi`` from :mod:`lazysi.symbolic.frame`). The residual the frame solvers
 integrate is a difference of two fields whose posterior sharpens at the same rate, so we take the
 Gaussian velocity's time scales as the residual's (the proxy): a solver of order ``p`` commits a
-local error of about ``h^{p+1} |v^{(p)}(t)| / (p+1)!`` on a step of size ``h`` at ``t``, with
-``|v^{(p)}(t)|^2 = sum_d (d^p phi'/dt^p)^2`` (expected over ``xi``; a low-rank frame's complement
-counted ``D - rank`` times). Equidistributing that local error over ``n`` steps (the grid that
-minimises the summed local errors for a fixed ``n``, to leading order) puts the points at equal
-quantiles of the density ``rho_p(t) = |v^{(p)}(t)|^{1/(p+1)}``: ``t_k = R^{-1}(k/n)``,
+local error of about ``h^{p+1} |v_d^{(p)}(t)| / (p+1)!`` per direction on a step of size ``h`` at
+``t``, and the frame carries an error made at ``t`` to the data end scaled by
+``phi(1, d)/phi(t, d)`` (variation of constants). The error reaching ``t = 1`` has
+``C(t)^2 = sum_d (phi(1, d)/phi(t, d))^2 (d^p phi'/dt^p)^2`` (expected over ``xi``; a low-rank
+frame's complement counted ``D - rank`` times). Equidistributing ``C(t) h^{p+1}`` over ``n`` steps
+(the grid that minimises the summed local errors for a fixed ``n``, to leading order) puts the
+points at equal quantiles of the density ``rho_p(t) = C(t)^{1/(p+1)}``: ``t_k = R^{-1}(k/n)``,
 ``R(t) = int_0^t rho / int_0^1 rho``. ``p`` is the order of the solver the grid serves
-(:data:`GAUSS_GRID_ORDER`: 3, the global order of ``lazy-cov-pc`` / ``exp-ab3``).
+(:data:`GAUSS_GRID_ORDER`: 3, the global order of ``lazy-cov-pc`` / ``exp-ab3``). It is an
+asymptotic (many-step) rule: the proxy does not see the early splitting of trajectories between
+mixture components, which dominates the error at a few steps.
 
 The derivatives are finite differences of the generated ``phi`` and ``k`` kernels on a fine
 uniform grid (:data:`FINE_POINTS` points, float64); the density is floored at a tiny fraction of
