@@ -9,9 +9,9 @@ Derived here, for the schedule at hand:
 
 * ``phi = exp(int k dt)``, normalised so that ``phi^2 = alpha^2 + beta^2 d`` (the marginal variance;
   checked), hence the exact Gaussian flow map ``w_1 = phi(t_1)/phi(t_0) w_0``;
-* ``F = int dt/phi``, ``G = int t dt/phi``, ``H = int t^2 dt/phi`` (closed forms, e.g. with
-  ``asinh`` on the linear schedule): a residual ``r(tau) = sum_j c_j tau^j`` adds
-  ``phi_1 int_{t_0}^{t_1} r/phi`` (variation of constants).
+* ``F = int dt/phi``, ``G = int t dt/phi``, ``H = int t^2 dt/phi``, ``K = int t^3 dt/phi`` (closed
+  forms, e.g. with ``asinh`` on the linear schedule): a residual ``r(tau) = sum_j c_j tau^j`` of
+  degree <= 3 adds ``phi_1 int_{t_0}^{t_1} r/phi`` (variation of constants).
 
 The numeric frame (:mod:`lazysi.numeric.sampling.frame`) generates torch code from these
 expressions; the derivations are kept in the disk cache (:mod:`lazysi.symbolic.cache`).
@@ -28,10 +28,12 @@ from .cache import Store
 from .fields import ALPHA, BETA, gaussian_fields
 from .schedule import Schedule, t
 
-__all__ = ["FRAME_KERNELS", "derive_frame_kernels"]
+__all__ = ["FRAME_KERNELS", "MOMENT_KERNELS", "derive_frame_kernels"]
 
 #: names of the derived per-direction kernels, functions of ``t`` and the variance ``D``
-FRAME_KERNELS = ("phi", "k", "F", "G", "H")
+FRAME_KERNELS = ("phi", "k", "F", "G", "H", "K")
+#: the moment kernels ``int t^j dt/phi``, j = 0, 1, ..., in order of j
+MOMENT_KERNELS = ("F", "G", "H", "K")
 
 _DERIVED = Store("cov_kernels")
 
@@ -51,7 +53,8 @@ def derive_frame_kernels(schedule: Schedule) -> dict[str, sp.Expr]:
 
 def _derive(schedule: Schedule) -> dict[str, sp.Expr]:
     """Per-direction kernels in ``t`` and ``D``: ``k = alpha_dot g_Z + beta_dot g_X``,
-    ``phi = exp(int k)``, ``F = int 1/phi``, ``G = int t/phi``, ``H = int t^2/phi``. Raises
+    ``phi = exp(int k)``, ``F = int 1/phi``, ``G = int t/phi``, ``H = int t^2/phi``,
+    ``K = int t^3/phi`` (the residual's cubic term, third-order frame solvers). Raises
     NotImplementedError where sympy finds no closed form. Checks: ``d/dt log phi = k`` and
     ``phi^2 = alpha^2 + beta^2 d`` (the marginal variance)."""
     bound = schedule.bound
@@ -71,6 +74,7 @@ def _derive(schedule: Schedule) -> dict[str, sp.Expr]:
     F = sp.integrate(1 / phi, t)
     G = sp.integrate(t / phi, t)
     H = sp.integrate(t**2 / phi, t)
-    if F.has(sp.Integral) or G.has(sp.Integral) or H.has(sp.Integral):
-        raise NotImplementedError(f"no closed form for int t^j dt/phi (j <= 2) on schedule {schedule.name}")
-    return {"phi": phi, "k": k, "F": F, "G": G, "H": H}
+    K = sp.integrate(t**3 / phi, t)
+    if F.has(sp.Integral) or G.has(sp.Integral) or H.has(sp.Integral) or K.has(sp.Integral):
+        raise NotImplementedError(f"no closed form for int t^j dt/phi (j <= 3) on schedule {schedule.name}")
+    return {"phi": phi, "k": k, "F": F, "G": G, "H": H, "K": K}

@@ -240,7 +240,7 @@ def test_errors():
     provider, card = load_model("gaussian-full")
     approx = covlazy.approx_for_model("gaussian-full", provider, card)
     with pytest.raises(ValueError, match="unknown sampler"):
-        covlazy.generate_cov(provider, "lazy-cov3", 2, [0], 0, (8,), approx)
+        covlazy.generate_cov(provider, "lazy-cov9", 2, [0], 0, (8,), approx)
     with pytest.raises(ValueError, match="unknown grid"):
         covlazy.generate_cov(provider, "lazy-cov", 2, [0], 0, (8,), approx, grid="nope")
     with pytest.raises(ValueError, match="steps"):

@@ -10,19 +10,22 @@ variance ``d``, ``w = u^T y``::
     dw/dt = k(t, d) w,   phi(t, d) = exp(int k dt) = sqrt(alpha^2 + beta^2 d)
 
 (:mod:`lazysi.symbolic.frame` derives ``k, phi, F = int dt/phi, G = int t dt/phi,
-H = int t^2 dt/phi`` with sympy; :class:`FrameKernels` generates torch code from them). The
+H = int t^2 dt/phi, K = int t^3 dt/phi`` with sympy; :class:`FrameKernels` generates torch code from
+them). The
 model's velocity is ``b = b_G + r`` with the residual ``r = b - b_G``; variation of constants per
 direction is exact::
 
     w(t_1) = phi_1/phi_0 w(t_0) + phi_1 int_{t_0}^{t_1} u^T r(tau) / phi(tau) dtau.
 
 :class:`GaussianTerm` evaluates ``r`` (one model call) and propagates a state over a step with
-``r`` replaced by a polynomial ``r_0 + d_1 (tau - t_0) + d_2 (tau - a)(tau - b)``; the
-exponential integrators built on it (Euler, Adams-Bashforth 2, predictor-corrector) are step
-functions in :mod:`lazysi.numeric.sampling.solvers`. States are flattened ``(B, D)``.
+``r`` replaced by a polynomial of degree <= 3 in Newton form
+``c_0 + c_1 (tau - n_0) + c_2 (tau - n_0)(tau - n_1) + ...``; the exponential integrators built on it
+(Euler, Adams-Bashforth 2 and 3, predictor-correctors) are step functions in
+:mod:`lazysi.numeric.sampling.solvers`. States are flattened ``(B, D)``.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import sympy as sp
@@ -30,7 +33,7 @@ import torch
 
 from lazysi.symbolic.codegen import compile_module, render_module
 from lazysi.symbolic.fields import D
-from lazysi.symbolic.frame import derive_frame_kernels
+from lazysi.symbolic.frame import MOMENT_KERNELS, derive_frame_kernels
 from lazysi.symbolic.schedule import t
 
 from lazysi.numeric.fields.approx import GaussianApprox
@@ -81,7 +84,7 @@ def join_parts(approx: GaussianApprox, w: torch.Tensor, perp: torch.Tensor | Non
 
 
 class FrameKernels:
-    """Generated torch kernels ``phi, k, F, G, H`` of one schedule: ``kernels(name, t, d) -> tensor``
+    """Generated torch kernels ``phi, k, F, G, H, K`` of one schedule: ``kernels(name, t, d) -> tensor``
     (float64, ``t`` and ``d`` broadcast)."""
 
     def __init__(self, schedule: NumericSchedule):
@@ -106,6 +109,21 @@ def frame_kernels(schedule: NumericSchedule) -> FrameKernels:
     if key not in _KERNELS:
         _KERNELS[key] = FrameKernels(schedule)
     return _KERNELS[key]
+
+
+def _newton_monomials(nodes: Sequence[float | torch.Tensor], n: int) -> list[list[float]]:
+    """``[e^(0), ..., e^(n-1)]``: ``e^(j)[m]`` is the coefficient of ``tau^m`` in
+    ``prod_{i<j} (tau - nodes[i])`` (python floats; expanded by one factor at a time)."""
+    polys = [[1.0]]
+    for j in range(1, n):
+        prev, c = polys[-1], float(nodes[j - 1])
+        new = [0.0] * (j + 1)
+        new[j] = prev[j - 1]
+        new[0] = (-c) * prev[0]
+        for m in range(1, j):
+            new[m] = prev[m - 1] + (-c) * prev[m]
+        polys.append(new)
+    return polys
 
 
 class Evaluation(NamedTuple):
@@ -159,14 +177,25 @@ class GaussianTerm:
         b = self.provider.drift(tv, x.reshape(x.shape[0], *self.shape)).reshape(x.shape[0], -1)
         return Evaluation(b - self.gaussian_velocity(tv, x), b)
 
-    def propagate(self, x: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, r0: torch.Tensor,
-                  d1: torch.Tensor | None = None, d2: torch.Tensor | None = None, a: float = 0.0,
-                  b: float = 0.0) -> torch.Tensor:
-        """Exact Gaussian flow over ``[t0, t1]`` plus ``phi_1 int r/phi`` for the residual polynomial
-        ``r0 + d1 (tau - t0) + d2 (tau - a)(tau - b)`` (terms with ``None`` omitted)."""
+    def propagate(self, x: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor,
+                  coefs: Sequence[torch.Tensor | None], nodes: Sequence[float | torch.Tensor] = ()) -> torch.Tensor:
+        """Exact Gaussian flow over ``[t0, t1]`` (forward in time) plus ``phi_1 int_{t0}^{t1} r/phi`` for the
+        residual polynomial in Newton form ``r(tau) = sum_j coefs[j] prod_{i<j} (tau - nodes[i])``
+        (``coefs[0]`` is required; a ``None`` coefficient is omitted). Per eigendirection the term ``j``
+        integrates to ``phi_1 sum_m e_m [M_m]_{t0}^{t1}`` with ``e_m`` the monomial coefficients of
+        ``prod_{i<j} (tau - nodes[i])`` and ``M_m = int t^m dt/phi`` the moment kernels ``F, G, H, K``
+        (degree <= 3)."""
+        if len(coefs) == 0 or coefs[0] is None:
+            raise ValueError("propagate needs the residual's constant term coefs[0]")
+        if len(coefs) > len(MOMENT_KERNELS):
+            raise ValueError(f"residual polynomial of degree {len(coefs) - 1}: the frame's moment kernels "
+                             f"{', '.join(MOMENT_KERNELS)} integrate degree <= {len(MOMENT_KERNELS) - 1}")
+        if len(nodes) < len(coefs) - 1:
+            raise ValueError(f"a Newton polynomial of degree {len(coefs) - 1} needs {len(coefs) - 1} nodes, got {len(nodes)}")
         sch, dtype = self.schedule, self.dtype
         parts_y = self.split(x - sch.beta(t0).to(dtype) * self.mu)
-        parts = [self.split(r0)] + [self.split(v) if v is not None else (None, None) for v in (d1, d2)]
+        parts = [self.split(v) if v is not None else (None, None) for v in coefs]
+        monomials = _newton_monomials(nodes, len(coefs))
         out = []
         for j, var in enumerate((self.dv, self.drest)):
             yj = parts_y[j]
@@ -174,15 +203,23 @@ class GaussianTerm:
                 out.append(None)
                 continue
             p0, p1 = self._coef("phi", t0, var), self._coef("phi", t1, var)
-            f_inc = self._coef("F", t1, var) - self._coef("F", t0, var)
-            yn = (p1 / p0).to(dtype) * yj + (p1 * f_inc).to(dtype) * parts[0][j]
-            if parts[1][j] is not None or parts[2][j] is not None:
-                g_inc = self._coef("G", t1, var) - self._coef("G", t0, var)
-                if parts[1][j] is not None:
-                    yn = yn + (p1 * (g_inc - t0 * f_inc)).to(dtype) * parts[1][j]
-                if parts[2][j] is not None:
-                    h_inc = self._coef("H", t1, var) - self._coef("H", t0, var)
-                    yn = yn + (p1 * (h_inc - (a + b) * g_inc + a * b * f_inc)).to(dtype) * parts[2][j]
+            inc: dict[int, torch.Tensor] = {}
+
+            def moment(m: int) -> torch.Tensor:
+                if m not in inc:
+                    name = MOMENT_KERNELS[m]
+                    inc[m] = self._coef(name, t1, var) - self._coef(name, t0, var)
+                return inc[m]
+
+            yn = (p1 / p0).to(dtype) * yj + (p1 * moment(0)).to(dtype) * parts[0][j]
+            for deg in range(1, len(coefs)):
+                if parts[deg][j] is None:
+                    continue
+                e = monomials[deg]  # e[m]: coefficient of tau^m, e[deg] = 1
+                acc = moment(deg)
+                for m in range(deg - 1, -1, -1):
+                    acc = acc + e[m] * moment(m)
+                yn = yn + (p1 * acc).to(dtype) * parts[deg][j]
             out.append(yn)
         return self.join(out[0], out[1]) + sch.beta(t1).to(dtype) * self.mu
 

@@ -14,7 +14,8 @@ it into the provider the solver integrates:
   ``alpha = sigma sqrt(s (1 - s))``), centred; start at the point 0, sample ``x_1 + mu``.
 * ``gaussian``: the training schedule with a Gaussian approximation of the data (the
   covariance-aware exponential integrators); start at ``Z``; its own grid ``vp`` is ``tau(s_k)`` of
-  a uniform grid in the time ``s`` of ``vp(sigma)``.
+  a uniform grid in the time ``s`` of ``vp(sigma)``; ``gauss`` equidistributes the local error of the
+  Gaussian part's velocity (:mod:`lazysi.numeric.sampling.gauss_grid`).
 * ``gaussian-pm``: the point-mass schedule (not centred: the Gaussian approximation carries the
   mean) with a Gaussian approximation, for the covariance-aware SDE samplers; start at 0.
 
@@ -37,6 +38,7 @@ from lazysi.numeric.fields.convert import ConvertedProvider, NumericConversion
 from lazysi.numeric.fields.providers import FieldProvider, broadcast_time
 from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.numeric.sampling import grids
+from lazysi.numeric.sampling.gauss_grid import gauss_grid
 from lazysi.numeric.sampling.seeding import per_sample_normal
 
 __all__ = ["SamplingSetup", "Frame", "FRAMES", "CentredProvider", "lazy_provider", "conversion_to", "target_frame"]
@@ -171,6 +173,8 @@ class Frame:
             return grids.explicit_grid(kind, steps)
         if kind not in self.grids:  # (a target frame knows the named grids in its own time)
             raise ValueError(f"unknown grid {kind!r} for the {self.name} frame; known: {', '.join(self.grids)}")
+        if kind == "gauss":
+            return gauss_grid(schedule, setup.approx, steps)
         if kind == "vp":
             _, conversion = conversion_to(schedule, "vp", setup.sigma)
             g = conversion.tau(grids.uniform(steps)).to(torch.float64)
@@ -186,7 +190,7 @@ FRAMES: dict[str, Frame] = {
         Frame("lazy-vp", target="vp", scale=True, description="lazy VP schedule vp(sigma), centred, output sigma x + mu"),
         Frame("lazy-pm", target="point-mass", start="point", sigma_rule="rms",
               description="point-mass schedule point-mass(sigma), centred, start at 0, output x + mu"),
-        Frame("gaussian", gaussian=True, extra_grids=("vp",),
+        Frame("gaussian", gaussian=True, extra_grids=("vp", "gauss"),
               description="training schedule, Gaussian approximation's flow exact per eigendirection"),
         Frame("gaussian-pm", target="point-mass", start="point", centre=False, gaussian=True,
               description="point-mass schedule point-mass(sigma) (uncentred: the Gaussian approximation carries the "

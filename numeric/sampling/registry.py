@@ -157,6 +157,15 @@ for _spec in (
     SamplerSpec("lazy-cov-pc", _G, _m("exp-pc"), "vp", "exponential AB2 predictor + 3-point exponential corrector (UniPC-style, same NFE) "
                 "in the eigenbasis of a Gaussian approximation; first-order last step below 15 steps", "lazysi"),
     SamplerSpec("lazy-cov-pcd", _G, _m("exp-pc-denoise"), "vp", "lazy-cov-pc whose last step returns the data prediction eta_X (denoised, no extra NFE)", "lazysi"),
+    SamplerSpec("lazy-cov3", _G, _m("exp-ab3"), "vp", "3-step exponential Adams-Bashforth (residual quadratic through the last three "
+                "evaluations) in the eigenbasis of a Gaussian approximation; warm start through every evaluation so far from "
+                "the run's start; last step per sample at the order that best predicted the latest evaluation (back-test, no extra NFE)", "lazysi"),
+    SamplerSpec("lazy-cov-pc4", _G, _m("exp-pc4"), "vp", "exponential AB3 predictor + 4-point (cubic) exponential corrector "
+                "(UniPC-style, one evaluation per step) in the eigenbasis of a Gaussian approximation; warm start from the "
+                "run's start; last step the predictor, per sample at the order that best predicted the latest evaluation "
+                "(back-test, no extra NFE)", "lazysi"),
+    SamplerSpec("lazy-cov-pc4d", _G, _m("exp-pc4-denoise"), "vp", "lazy-cov-pc4 whose last step returns the data prediction "
+                "eta_X (denoised, no extra NFE)", "lazysi"),
     SamplerSpec("lazy-cov-sde", _GPM, _m("exp-sde1"), "uniform", "point-mass eps*-SDE (eps = nu eps*) with its Gaussian part "
                 "exact per eigendirection, noise included; residual frozen over the step", "lazysi"),
     SamplerSpec("lazy-cov-sde2", _GPM, _m("exp-sde2"), "uniform", "lazy-cov-sde with the residual linear through the last two "

@@ -22,7 +22,13 @@ every solver. Three kinds of field:
   order 2), ``exp-pc`` (``exp-ab2`` predictor, then the evaluation at the predicted end, which the
   next step reuses, drives a corrector with the residual quadratic through three points: UniPC's
   idea in the Gaussian frame, one evaluation per step). ``state`` carries the latest evaluation
-  and the previous residual.
+  and the previous residual. Third order and up (:class:`FrameHistory` state, residual polynomials
+  in Newton form): ``exp-ab3`` (residual quadratic through the last three evaluations, order 3),
+  ``exp-pc4`` (``exp-ab3`` predictor + cubic corrector through ``t_{k-2}, t_{k-1}, t_k`` and the
+  predicted ``t_{k+1}``, order 4, one evaluation per step), ``exp-pc4-denoise``. Their warm start
+  integrates from the run's start while every evaluation so far fits the polynomial (so the
+  lower-order start-up keeps the global order); their last step is the predictor at a per-sample
+  order chosen by back-testing the extrapolation on the latest evaluation.
 
 A :class:`Solver` may replace the step on the first or the last step of a run (``first``,
 ``final``; ``low_final`` below ``low_final_below`` steps): EDM's Heun ends with an Euler step,
@@ -50,6 +56,7 @@ __all__ = [
     "NonFiniteError",
     "Solver",
     "FrameState",
+    "FrameHistory",
     "SOLVERS",
     "get_solver",
     "integrate",
@@ -212,14 +219,14 @@ def _back_difference(ev, t0: torch.Tensor, prev) -> torch.Tensor | None:
 def _exp_euler(term, t0, t1, x, state):
     """Exponential Euler: the residual frozen at the step's start."""
     ev, _ = _frame_start(term, t0, x, state)
-    return term.propagate(x, t0, t1, ev.r), FrameState(None, (float(t0), ev.r))
+    return term.propagate(x, t0, t1, [ev.r]), FrameState(None, (float(t0), ev.r))
 
 
 def _exp_ab2(term, t0, t1, x, state):
     """Exponential Adams-Bashforth 2: the residual linear through the last two evaluations
     (exponential Euler on the first step)."""
     ev, prev = _frame_start(term, t0, x, state)
-    return term.propagate(x, t0, t1, ev.r, _back_difference(ev, t0, prev)), FrameState(None, (float(t0), ev.r))
+    return term.propagate(x, t0, t1, [ev.r, _back_difference(ev, t0, prev)], [t0]), FrameState(None, (float(t0), ev.r))
 
 
 def _exp_pc(term, t0, t1, x, state):
@@ -229,13 +236,13 @@ def _exp_pc(term, t0, t1, x, state):
     ev, prev = _frame_start(term, t0, x, state)
     f0, f1 = float(t0), float(t1)
     d_back = _back_difference(ev, t0, prev)
-    pred = term.propagate(x, t0, t1, ev.r, d_back)
+    pred = term.propagate(x, t0, t1, [ev.r, d_back], [t0])
     ev1 = term.evaluate(t1, pred)
     d_fwd = (ev1.r - ev.r) / (f1 - f0)
     if prev is None:
-        x1 = term.propagate(x, t0, t1, ev.r, d_fwd)
+        x1 = term.propagate(x, t0, t1, [ev.r, d_fwd], [t0])
     else:
-        x1 = term.propagate(x, t0, t1, ev.r, d_fwd, (d_fwd - d_back) / (f1 - prev[0]), f0, f1)
+        x1 = term.propagate(x, t0, t1, [ev.r, d_fwd, (d_fwd - d_back) / (f1 - prev[0])], [f0, f1])
     return x1, FrameState(ev1, (f0, ev.r))
 
 
@@ -244,6 +251,145 @@ def _exp_denoise(term, t0, t1, x, state):
     ``t1``; what Euler's last step amounts to on the linear schedule)."""
     ev, prev = _frame_start(term, t0, x, state)
     return term.data_prediction(t0, x, ev.b), FrameState(ev, prev)
+
+
+class FrameHistory(NamedTuple):
+    """State of the higher-order exponential integrators: the latest evaluation (None: evaluate at
+    the step's start), the earlier ``(t, r)`` pairs still needed (oldest first) and, while every
+    evaluation since the run's start is among them, the ``anchor`` ``(t_0, x_0)``."""
+
+    current: object | None
+    hist: tuple[tuple[float, torch.Tensor], ...]
+    anchor: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def _newton(points: list[tuple[float, torch.Tensor]]) -> tuple[list[torch.Tensor], list[float]]:
+    """Newton form of the polynomial through ``points`` (in node order): the divided differences
+    ``r[n_0], r[n_0, n_1], ...`` and the nodes ``n_0, ..., n_{m-2}`` its products need."""
+    ts = [p[0] for p in points]
+    table = [p[1] for p in points]
+    coefs = [table[0]]
+    for j in range(1, len(points)):
+        table = [(table[i + 1] - table[i]) / (ts[i + j] - ts[i]) for i in range(len(table) - 1)]
+        coefs.append(table[0])
+    return coefs, ts[:-1]
+
+
+def _history_start(term, t0: torch.Tensor, x: torch.Tensor, state: FrameHistory | None):
+    """The evaluation at the step's start (reused from the state when there is one), the history
+    and the anchor (the run's start ``(t0, x)`` on the first step)."""
+    if state is None:
+        return term.evaluate(t0, x), (), (t0, x)
+    ev = state.current if state.current is not None else term.evaluate(t0, x)
+    return ev, state.hist, state.anchor
+
+
+def _integrate_poly(term, t0, t1, x, points, anchor, n_all: int) -> torch.Tensor:
+    """``x`` at ``t0`` carried to ``t1`` with the residual through ``points`` (newest first). While the
+    polynomial passes through all ``n_all`` evaluations since the anchor ``(t_a, x_a)``, the whole
+    interval ``[t_a, t1]`` is integrated from ``x_a`` instead (the warm-up's lower-order steps are
+    corrected retroactively, so the start-up keeps the method's global order; still one evaluation
+    per step)."""
+    coefs, nodes = _newton(points)
+    if anchor is not None and len(points) == n_all:
+        return term.propagate(anchor[1], anchor[0], t1, coefs, nodes)
+    return term.propagate(x, t0, t1, coefs, nodes)
+
+
+def _newton_value(coefs: list[torch.Tensor], nodes: list[float], tv: float) -> torch.Tensor:
+    """The Newton polynomial ``sum_j coefs[j] prod_{i<j} (tv - nodes[i])`` at ``tv``."""
+    out, prod = coefs[0], 1.0
+    for j in range(1, len(coefs)):
+        prod = prod * (tv - nodes[j - 1])
+        out = out + prod * coefs[j]
+    return out
+
+
+def _backtested_orders(back: list[tuple[float, torch.Tensor]], order: int) -> tuple[int, torch.Tensor | None]:
+    """Per sample, the extrapolation order (number of nodes, 1..``order``) that best predicted the
+    latest evaluation ``back[0]`` from the earlier ones ``back[1:]`` (newest first): the residual at
+    ``t_k`` against the polynomial through ``t_{k-1}, ..., t_{k-p}`` evaluated at ``t_k``, squared
+    error summed over coordinates, ties to the lower order. Returns ``(p_max, choice)``: the largest
+    order tested and the chosen order minus one per row (None when only order 1 is possible)."""
+    p_max = min(order, len(back) - 1)
+    if p_max <= 1:
+        return 1, None
+    t_k, r_k = back[0]
+    errs = []
+    for p in range(1, p_max + 1):
+        coefs, nodes = _newton(back[1:1 + p])
+        errs.append((_newton_value(coefs, nodes, t_k) - r_k).reshape(r_k.shape[0], -1).pow(2).sum(1))
+    errs = torch.stack(errs)  # (p_max, B)
+    best = errs.min(dim=0).values
+    choice = (errs <= best).to(torch.int64).argmax(dim=0)  # first (lowest) order attaining the minimum
+    return p_max, choice
+
+
+def _exp_ab(order: int, backtest: bool = False) -> Step:
+    """Exponential Adams-Bashforth of order ``order``: the residual is the polynomial through the
+    last ``order`` evaluations ``t_k, t_{k-1}, ...`` (Newton form, newest node first), extrapolated
+    over ``[t_k, t_{k+1}]`` and integrated exactly against the Gaussian part. Warm start (the
+    principle: use every evaluation there is, up to the method's order): on step ``k < order`` the
+    polynomial goes through all ``k + 1`` evaluations and is integrated from the run's start
+    (:func:`_integrate_poly`). With ``backtest`` (the final-step rule: on a last step no later
+    evaluation can correct an extrapolation) the number of nodes is chosen per sample as the order
+    whose extrapolation best predicted the latest evaluation from the earlier ones
+    (:func:`_backtested_orders`: the model's own residual, no extra evaluation; per row, so
+    batch-invariant)."""
+    if order < 2:
+        raise ValueError(f"order must be >= 2, got {order}")
+
+    def step(term, t0, t1, x, state):
+        ev, hist, anchor = _history_start(term, t0, x, state)
+        f0 = float(t0)
+        back = [(f0, ev.r), *reversed(hist)]
+        seen = (*hist, (f0, ev.r))
+        nxt = FrameHistory(None, seen, anchor) if anchor is not None and len(seen) + 1 <= order \
+            else FrameHistory(None, seen[-(order - 1):])
+        n_all = len(hist) + 1
+        if not backtest:
+            return _integrate_poly(term, t0, t1, x, back[:order], anchor, n_all), nxt
+        p_max, choice = _backtested_orders(back, order)
+        if choice is None:
+            return _integrate_poly(term, t0, t1, x, back[:1], anchor, n_all), nxt
+        outs = torch.stack([_integrate_poly(term, t0, t1, x, back[:p], anchor, n_all) for p in range(1, p_max + 1)])
+        return outs[choice, torch.arange(x.shape[0], device=x.device)], nxt
+
+    return step
+
+
+def _exp_pc_order(order: int) -> Step:
+    """Predictor-corrector of order ``order`` (one evaluation per step): predictor
+    :func:`_exp_ab` of order ``order - 1``, then the evaluation at the predicted end ``t_{k+1}``
+    drives a corrector whose residual is the polynomial through ``t_k, t_{k+1}`` and up to
+    ``order - 2`` earlier evaluations ``t_{k-1}, t_{k-2}, ...`` (degree ``order - 1``; UniPC's idea
+    in the Gaussian frame). The next step reuses that evaluation. Warm start as in :func:`_exp_ab`:
+    while all evaluations so far fit the corrector's polynomial, it is integrated from the run's
+    start."""
+    if order < 3:
+        raise ValueError(f"order must be >= 3, got {order}")
+
+    def step(term, t0, t1, x, state):
+        ev, hist, anchor = _history_start(term, t0, x, state)
+        f0, f1 = float(t0), float(t1)
+        back = [(f0, ev.r), *reversed(hist)]
+        n_all = len(hist) + 1
+        pred = _integrate_poly(term, t0, t1, x, back[:order - 1], anchor, n_all)
+        ev1 = term.evaluate(t1, pred)
+        x1 = _integrate_poly(term, t0, t1, x, [back[0], (f1, ev1.r), *back[1:order - 1]], anchor, n_all + 1)
+        seen = (*hist, (f0, ev.r))
+        if anchor is not None and len(seen) + 2 <= order:
+            return x1, FrameHistory(ev1, seen, anchor)
+        return x1, FrameHistory(ev1, seen[-(order - 1):])
+
+    return step
+
+
+def _exp_denoise_history(term, t0, t1, x, state: FrameHistory | None):
+    """:func:`_exp_denoise` for the :class:`FrameHistory` solvers: the data prediction ``eta_X`` from
+    the latest evaluation's velocity."""
+    ev, hist, anchor = _history_start(term, t0, x, state)
+    return term.data_prediction(t0, x, ev.b), FrameHistory(ev, hist, anchor)
 
 
 def _exp_sde(order: int) -> Step:
@@ -280,6 +426,11 @@ SOLVERS: dict[str, Solver] = {
         # below 15 steps the last step is first order, as diffusers' DPM-Solver/UniPC lower_order_final
         Solver("exp-pc", "frame", 3.0, _exp_pc, _steps, final=_exp_ab2, low_final=_exp_euler, low_final_below=15),
         Solver("exp-pc-denoise", "frame", 3.0, _exp_pc, _steps, final=_exp_denoise),
+        # last step (no evaluation at its end, NFE = steps): the predictor, per sample at the order
+        # whose extrapolation best predicted the latest evaluation (_backtested_orders)
+        Solver("exp-ab3", "frame", 3.0, _exp_ab(3), _steps, final=_exp_ab(3, backtest=True)),
+        Solver("exp-pc4", "frame", 4.0, _exp_pc_order(4), _steps, final=_exp_ab(3, backtest=True)),
+        Solver("exp-pc4-denoise", "frame", 4.0, _exp_pc_order(4), _steps, final=_exp_denoise_history),
         Solver("exp-sde1", "frame-sde", 1.0, _exp_sde(1), _steps),
         Solver("exp-sde2", "frame-sde", 1.0, _exp_sde(2), _steps),
         Solver("exp-sde3", "frame-sde", 1.0, _exp_sde(3), _steps),
