@@ -111,17 +111,26 @@ def test_ipndm_lower_max_orders_are_adams_bashforth_and_max_order_four_beats_the
     assert err[4] < err[2] < err[1], err
 
 
-def test_ipndm_uses_a_given_grid():
-    prov = _provider()
-    x0 = _x0()
-    seen = []
+GIVEN_GRID = torch.tensor([0.0, 0.1, 0.3, 0.6, 0.85, 1.0], dtype=torch.float64)
+
+
+def _time_spy(seen: list[float]):
+    """A counting provider that records the time of every model call in ``seen``."""
 
     class Spy(CountingProvider):
         def fields(self, t, x):
             seen.append(float(t))
             return super().fields(t, x)
 
-    grid = torch.tensor([0.0, 0.1, 0.3, 0.6, 0.85, 1.0], dtype=torch.float64)
+    return Spy
+
+
+def test_ipndm_uses_a_given_grid():
+    prov = _provider()
+    x0 = _x0()
+    seen: list[float] = []
+    Spy = _time_spy(seen)
+    grid = GIVEN_GRID
     ps.PEER_IMPLS["ipndm"].run(Spy(prov), 5, x0, seed=0, indices=range(6), grid=grid)
     assert seen == grid[:-1].tolist()
     with pytest.raises(ValueError, match="points"):
@@ -288,14 +297,9 @@ def test_diffusers_peer_runs_with_its_stated_nfe(name):
 def test_diffusers_peer_takes_a_custom_grid(name):
     """The model is evaluated at the grid's times (t = 0 as sigma = 1 - 1e-6), in float32."""
     pytest.importorskip("diffusers")
-    seen = []
-
-    class Spy(CountingProvider):
-        def fields(self, t, x):
-            seen.append(float(t))
-            return super().fields(t, x)
-
-    grid = torch.tensor([0.0, 0.1, 0.3, 0.6, 0.85, 1.0], dtype=torch.float64)
+    seen: list[float] = []
+    Spy = _time_spy(seen)
+    grid = GIVEN_GRID
     x = ps.PEER_IMPLS[name].run(Spy(_provider()), 5, _x0(), seed=0, indices=range(6), grid=grid)
     assert torch.isfinite(x).all()
     want = (1.0 - (1.0 - grid[:-1]).clamp(max=1 - 1e-6).to(torch.float32).to(torch.float64)).tolist()
