@@ -63,6 +63,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "a FILE from 'lazysi derive --emit-torch', or a family name with --param (see docs/own-schedule.md)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a parameter of the --target expressions or family (repeatable)")
+    p.add_argument("--approx", default="full", choices=("full", "lowrank", "diag"),
+                   help="the covariance-aware samplers' Gaussian approximation (lowrank: top --rank eigendirections "
+                        "plus an isotropic rest; cheaper for large D, see BENCHMARKS.md 'What the frame costs')")
+    p.add_argument("--rank", type=int, default=64, help="rank of --approx lowrank")
     p.add_argument("--nu", type=float, default=1.0, help="SDE samplers: diffusion eps = nu eps* (nu = 1: the optimal SDE)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--dtype", default="float64", choices=("float32", "float64"), help="dtype of the sampler state")
@@ -145,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
                 float(args.mu)
             except ValueError:
                 raise UsageError(f"--mu must be a number or 'data', got {args.mu!r}") from None
-        setup = model.setup(sigma=sigma, mu=args.mu, frame=spec.frame, shift=args.shift, nu=args.nu)
+        setup = model.setup(sigma=sigma, mu=args.mu, frame=spec.frame, shift=args.shift, nu=args.nu,
+                            approx_kind=args.approx, rank=args.rank)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
