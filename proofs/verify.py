@@ -126,7 +126,7 @@ def _group(cid: str) -> str:
         return "EP"
     if ":" in cid:
         return cid.split(":")[0] + ":"
-    m = re.match(r"^([CKP])\d+$", cid)
+    m = re.match(r"^([CKP])\d+[a-z]?$", cid)
     return m.group(1) if m else "other"
 
 
