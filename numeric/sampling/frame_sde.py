@@ -197,6 +197,12 @@ class GaussianSDETerm:
             out.append(None if yj is None else gain * (ej - self._cast(self.kern("gain_x", tv, var)) * yj))
         return out
 
+    def data_prediction(self, tv: float, x: torch.Tensor) -> torch.Tensor:
+        """The model's ``eta_X`` at ``(tv, x)`` (flattened; one evaluation): the denoised end of a run."""
+        batch = x.shape[0]
+        eta_x, _ = self.provider.fields(torch.as_tensor(tv, dtype=torch.float64), x.reshape(batch, *self.shape))
+        return eta_x.reshape(batch, -1).to(self.dtype)
+
     def propagate(self, x: torch.Tensor, t0: float, t1: float, k: int,
                   hist: list[tuple[float, list[torch.Tensor | None]]]) -> torch.Tensor:
         """Step ``k`` over ``[t0, t1]`` with the residual polynomial through ``hist`` (Newton form at

@@ -170,6 +170,8 @@ for _spec in (
                 "exact per eigendirection, noise included; residual frozen over the step", "lazysi"),
     SamplerSpec("lazy-cov-sde2", _GPM, _m("exp-sde2"), "uniform", "lazy-cov-sde with the residual linear through the last two "
                 "evaluations (stochastic Adams, one evaluation per step)", "lazysi"),
+    SamplerSpec("lazy-cov-sde2d", _GPM, _m("exp-sde2-denoise"), "uniform", "lazy-cov-sde2 whose last step returns the model's "
+                "data prediction eta_X (no noise into the final step; no extra evaluation)", "lazysi"),
     SamplerSpec("lazy-cov-sde3", _GPM, _m("exp-sde3"), "uniform", "lazy-cov-sde with the residual quadratic through the last three "
                 "evaluations (stochastic Adams, one evaluation per step)", "lazysi"),
     SamplerSpec("euler", _T, _m("euler"), "uniform", "Euler on the training schedule's ODE", "baseline"),

@@ -405,6 +405,12 @@ def _exp_sde(order: int) -> Step:
     return step
 
 
+def _exp_sde_denoise(term, t0, t1, x, state):
+    """The last step of a covariance-aware SDE run as the model's data prediction ``eta_X`` at
+    ``(t0, x)`` (no noise injected into the final step; the evaluation the step would make anyway)."""
+    return term.data_prediction(float(t0), x), state
+
+
 def _steps(n: int) -> int:
     return n
 
@@ -434,6 +440,7 @@ SOLVERS: dict[str, Solver] = {
         Solver("exp-sde1", "frame-sde", 1.0, _exp_sde(1), _steps),
         Solver("exp-sde2", "frame-sde", 1.0, _exp_sde(2), _steps),
         Solver("exp-sde3", "frame-sde", 1.0, _exp_sde(3), _steps),
+        Solver("exp-sde2-denoise", "frame-sde", 1.0, _exp_sde(2), _steps, final=_exp_sde_denoise),
     )
 }
 
