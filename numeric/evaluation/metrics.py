@@ -24,6 +24,9 @@ import numpy as np
 import torch
 
 from lazysi.numeric.evaluation.fid import frechet_distance
+from lazysi.numeric.models import load_checkpoint
+from lazysi.numeric.models.zoo import WEIGHTS_DIR
+from lazysi.numeric.models.data import load_mnist
 
 __all__ = [
     "pathwise_rmse",
@@ -76,9 +79,6 @@ def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
 @lru_cache(maxsize=1)
 def classifier():
     """The committed MNIST classifier (eval mode, float32, CPU)."""
-    from lazysi.numeric.models import load_checkpoint
-    from lazysi.numeric.models.zoo import WEIGHTS_DIR
-
     model, _ = load_checkpoint(WEIGHTS_DIR / "mnist_classifier")
     return model.eval()
 
@@ -87,8 +87,6 @@ def classifier():
 def classifier_card() -> dict:
     """The committed MNIST classifier's JSON card (architecture, accuracy, ``temperature``, calibration record)."""
     import json
-
-    from lazysi.numeric.models.zoo import WEIGHTS_DIR
 
     return json.loads((WEIGHTS_DIR / "mnist_classifier.json").read_text())
 
@@ -167,8 +165,6 @@ def classifier_features(x: torch.Tensor, batch: int = 500) -> torch.Tensor:
 @lru_cache(maxsize=1)
 def heldout_features() -> torch.Tensor:
     """Features of the 1,000 held-out ("test" split) digits."""
-    from lazysi.numeric.models.data import load_mnist
-
     return classifier_features(load_mnist("test"))
 
 
@@ -180,8 +176,6 @@ def classifier_fid(x: torch.Tensor) -> float:
 def fid_floor(n: int) -> float:
     """Classifier-FID of the first ``n`` training digits of a fixed permutation (seed 0) against
     the held-out digits: the floor at sample count ``n`` (n <= 4,000)."""
-    from lazysi.numeric.models.data import load_mnist
-
     train = load_mnist("train")
     if not 2 <= n <= train.shape[0]:
         raise ValueError(f"n must be in [2, {train.shape[0]}], got {n}")

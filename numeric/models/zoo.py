@@ -30,6 +30,7 @@ from lazysi.symbolic.families import family
 from lazysi.numeric.models import CheckpointError, load_checkpoint, read_card
 from lazysi.numeric.models.adapters import ddpm_eps_model, denoiser_model, diffusers_flow_model, velocity_model
 from lazysi.numeric.fields.gmm import LowRankMixtureProvider, load_mixture
+from lazysi.numeric.fields.gaussian import GaussianProvider
 from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.io.record import file_sha256
@@ -62,8 +63,6 @@ def _gaussian_params(full: bool) -> tuple[torch.Tensor, torch.Tensor | float]:
 
 
 def _gaussian(full: bool) -> tuple[FieldProvider, dict[str, Any]]:
-    from lazysi.numeric.fields.gaussian import GaussianProvider
-
     mu, cov = _gaussian_params(full)
     var = torch.diagonal(cov).mean() if isinstance(cov, torch.Tensor) else torch.tensor(cov)
     card = {

@@ -60,6 +60,7 @@ from lazysi.numeric.fields.approx import GaussianApprox
 from lazysi.numeric.sampling import grids
 from lazysi.numeric.sampling.frame import join_parts, split_parts
 from lazysi.numeric.sampling.seeding import per_sample_normal
+from lazysi.numeric.sampling.solvers import get_solver, integrate
 from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.numeric.fields.providers import FieldProvider
 
@@ -244,8 +245,6 @@ def cov_sde_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.T
     base). ``normals``: (steps, B, *shape) i.i.d. standard normals, ``normals[i]`` drives step i
     (per sample, :func:`brownian_normals`, for batch invariance). One model evaluation per step, never
     at ``grid[-1]``. Returns (B, *shape) in ``x0``'s dtype."""
-    from lazysi.numeric.sampling.solvers import get_solver, integrate
-
     if order not in (1, 2, 3) or isinstance(order, bool):
         raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     grids.check_grid(grid)

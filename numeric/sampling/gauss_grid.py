@@ -29,6 +29,7 @@ import torch
 from lazysi.numeric.fields.approx import GaussianApprox
 from lazysi.numeric.fields.schedule import NumericSchedule
 from lazysi.numeric.sampling.grids import check_grid
+from lazysi.numeric.sampling.frame import frame_kernels
 
 __all__ = ["GAUSS_GRID_ORDER", "FINE_POINTS", "gauss_density", "gauss_grid"]
 
@@ -43,8 +44,6 @@ def gauss_density(schedule: NumericSchedule, approx: GaussianApprox, order: int 
                   points: int = FINE_POINTS) -> tuple[torch.Tensor, torch.Tensor]:
     """``(t, rho_p(t))`` on ``points`` uniform times in [0, 1] (float64): the equidistribution
     density of a ``p = order`` solver's local error on the Gaussian part (module docstring)."""
-    from lazysi.numeric.sampling.frame import frame_kernels
-
     if not isinstance(order, int) or isinstance(order, bool) or order < 1:
         raise ValueError(f"order must be a positive int, got {order!r}")
     kern = frame_kernels(schedule)
