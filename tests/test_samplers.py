@@ -73,7 +73,7 @@ def test_exact_gaussian_flow_map():
 
 
 def test_solver_registry_and_type_checks():
-    assert set(SOLVERS) == {"euler", "midpoint", "heun", "heun-edm", "rk4", "ab2", "em", "em-ode-start", "heun_sde",
+    assert set(SOLVERS) == {"euler", "midpoint", "heun", "heun-edm", "rk4", "ab2", "em", "heun_sde",
                             "exp-euler", "exp-ab2", "exp-pc", "exp-pc-denoise", "exp-ab3", "exp-pc4", "exp-pc4-denoise",
                             "exp-sde1", "exp-sde2", "exp-sde3", "exp-sde2-denoise"}
     assert {s.kind for s in SOLVERS.values()} == {"ode", "sde", "frame", "frame-sde"}

@@ -178,7 +178,7 @@ for _spec in (
     SamplerSpec("heun", _T, _m("heun-edm"), "uniform", "Heun (EDM: Euler last step) on the training schedule's ODE", "baseline"),
     SamplerSpec("midpoint", _T, _m("midpoint"), "uniform", "midpoint on the training schedule's ODE", "baseline"),
     SamplerSpec("rk4", _T, _m("rk4"), "uniform", "RK4 on the training schedule's ODE", "baseline"),
-    SamplerSpec("em", _T, _m("em-ode-start"), "uniform", "Euler-Maruyama with eps* on the training schedule (first step on the ODE: eps* is infinite at t = 0)", "baseline"),
+    SamplerSpec("em", _T, _m("em"), "uniform", "Euler-Maruyama with eps* on the training schedule (first step on the ODE: eps* is infinite at t = 0)", "baseline"),
     SamplerSpec("reference", _T, _m("rk4"), "uniform", f"RK4, max(steps, {REFERENCE_STEPS}) uniform steps", "baseline",
                 min_steps=REFERENCE_STEPS, fixed_grid=True),
     *(SamplerSpec(p.name, _T, p, None if p.own_grid else "uniform", p.settings, "peer") for p in PEERS.values()),

@@ -30,11 +30,11 @@ every solver. Three kinds of field:
   lower-order start-up keeps the global order); their last step is the predictor at a per-sample
   order chosen by back-testing the extrapolation on the latest evaluation.
 
-A :class:`Solver` may replace the step on the first or the last step of a run (``first``,
-``final``; ``low_final`` below ``low_final_below`` steps): EDM's Heun ends with an Euler step,
-Euler-Maruyama from a standard base starts with a probability-flow step (eps* is infinite there,
-C3), the predictor-corrector ends without a corrector (no evaluation at the end time) and may end
-on the data prediction. These are options of the solver, recorded in the sampler registry.
+A :class:`Solver` may replace the step on the last step of a run (``final``; ``low_final`` below
+``low_final_below`` steps): EDM's Heun ends with an Euler step, the predictor-corrector ends
+without a corrector (no evaluation at the end time) and may end on the data prediction. These are
+options of the solver, recorded in the sampler registry. Euler-Maruyama takes a probability-flow
+step wherever the diffusion is infinite at the step's start (eps* at a standard base, C3).
 
 :func:`integrate` raises :class:`NonFiniteError` naming the step index and times when a
 non-finite value appears, keeping the states computed so far.
@@ -98,9 +98,9 @@ class NonFiniteError(FloatingPointError):
 class Solver:
     """A named step function with its declared order (strong order for SDE solvers).
 
-    ``kind``: the field it steps (``"ode"``, ``"sde"``, ``"frame"``). ``first``/``final``: steps
-    used instead of ``step`` on the first/last step (the last wins for a one-step run);
-    ``low_final`` replaces the last step when the run has fewer than ``low_final_below`` steps.
+    ``kind``: the field it steps (``"ode"``, ``"sde"``, ``"frame"``, ``"frame-sde"``). ``final``: the
+    step used instead of ``step`` on the last step; ``low_final`` replaces it when the run has fewer
+    than ``low_final_below`` steps.
     ``evals(n)``: model evaluations of an ``n``-step run."""
 
     name: str
@@ -108,7 +108,6 @@ class Solver:
     order: float
     step: Step
     evals: Callable[[int], int]
-    first: Step | None = None
     final: Step | None = None
     low_final: Step | None = None
     low_final_below: int = 0
@@ -120,8 +119,6 @@ class Solver:
                 return self.low_final
             if self.final is not None:
                 return self.final
-        if k == 0 and self.first is not None:
-            return self.first
         return self.step
 
 
@@ -425,7 +422,6 @@ SOLVERS: dict[str, Solver] = {
         Solver("rk4", "ode", 4.0, _rk4, lambda n: 4 * n),
         Solver("ab2", "ode", 2.0, _ab2, _steps),
         Solver("em", "sde", 1.0, _em, _steps),
-        Solver("em-ode-start", "sde", 1.0, _em, _steps, first=_ode_euler_on_sde),
         Solver("heun_sde", "sde", 1.0, _heun_sde, lambda n: 2 * n),
         Solver("exp-euler", "frame", 1.0, _exp_euler, _steps),
         Solver("exp-ab2", "frame", 2.0, _exp_ab2, _steps),
