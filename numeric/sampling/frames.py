@@ -140,26 +140,24 @@ class Frame:
         return lazy_provider(model, self.target, setup.sigma, setup.mu_tensor if self.centre else 0.0)
 
     def initial(self, seed: int, indices: Sequence[int], shape: Sequence[int], dtype: torch.dtype,
-                device: str | torch.device) -> torch.Tensor:
-        """The start state: row j depends only on ``(seed, indices[j])``."""
+                device: str | torch.device, schedule: NumericSchedule) -> torch.Tensor:
+        """The start state: row j depends only on ``(seed, indices[j])``; ``schedule``: the one the
+        frame integrates in (its :meth:`provider`'s)."""
         if self.start == "point":
             return torch.zeros((len(indices), *shape), dtype=dtype, device=device)
         z = per_sample_normal(seed, indices, shape, dtype=dtype, device=device)
         if self.start == "alpha0":  # a target schedule: I_0 = c_0 Z with c_0 = alpha_B(0) (C4)
-            a0 = float(self._target_numeric().alpha(torch.zeros((), dtype=torch.float64)))
+            a0 = float(schedule.alpha(torch.zeros((), dtype=torch.float64)))
             return z * a0 if a0 != 1.0 else z
         return z
 
-    def _target_numeric(self) -> NumericSchedule:
-        return NumericSchedule(self.target) if isinstance(self.target, Schedule) else NumericSchedule(family(self.target))
-
-    def finish(self, x: torch.Tensor, setup: SamplingSetup) -> torch.Tensor:
-        """The sample (data space) from the end state."""
+    def finish(self, x: torch.Tensor, setup: SamplingSetup, schedule: NumericSchedule) -> torch.Tensor:
+        """The sample (data space) from the end state in ``schedule`` (the frame's, as in :meth:`initial`)."""
         if self.target is None:
             return x
         mu = setup.mu_tensor.to(dtype=x.dtype, device=x.device) if self.centre else None
         if isinstance(self.target, Schedule):  # X = I_1 / c_1 with c_1 = beta_B(1) (C4)
-            b1 = float(self._target_numeric().beta(torch.ones((), dtype=torch.float64)))
+            b1 = float(schedule.beta(torch.ones((), dtype=torch.float64)))
             x = x / b1 if b1 != 1.0 else x
             return x if mu is None else x + mu
         if mu is None:

@@ -139,9 +139,9 @@ def generate(
         field = spec.frame.provider(counter, setup)
         kind = spec.grid if grid is None else grid
         tgrid = None if kind is None else spec.frame.grid(kind, field.schedule, n, setup)
-        x0 = spec.frame.initial(seed, idx, shape, dtype, device)
+        x0 = spec.frame.initial(seed, idx, shape, dtype, device, field.schedule)
         x1 = spec.method.solve(field, n, tgrid, x0, Noise(seed, idx, shape), setup)
-        return spec.frame.finish(x1, setup), counter.calls
+        return spec.frame.finish(x1, setup, field.schedule), counter.calls
 
 
 def sample_batched(generate_fn: Callable[[list[int]], tuple[torch.Tensor, int]], n: int, batch: int,
