@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from lazysi.numeric.io.png import image_grid, write_png
 from lazysi.numeric.models.model import Model
 from lazysi.numeric.sampling.frames import SamplingSetup
 from lazysi.numeric.sampling.generate import generate
-from lazysi.numeric.sampling.registry import SAMPLERS, resolve
+from lazysi.numeric.sampling.registry import resolve
 
 __all__ = ["RESULTS_DIR", "REF_STEPS", "REF_TOL", "REF_MAX_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "cached_reference",
            "model_fingerprint", "model_setup", "sample_at_nfe", "run_bench"]
@@ -224,7 +223,7 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
         t0 = time.perf_counter()
         m, setup, setup_info = model_setup(model, sigma)
         setups = {"settings": setup}
-        setup_info["sigma_rms_frames"] = model_setup(m, sigma, "rms")[2]["sigma"]
+        setup_info["sigma_rms_frames"] = m.sigma(sigma, "rms")[0]
         provider, card, shape = m.provider, m.card, m.shape
         idx = list(range(n_rmse))
         ref, ref_info = cached_reference(provider, model, idx, seed, shape, out, card, log=log)

@@ -17,7 +17,6 @@ left out) is stored in the manifest; resuming with other options is refused.
 """
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -25,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from lazysi.numeric.io.atomic import atomic_write_bytes, encode_npz
 from lazysi.numeric.io.png import encode_png, sample_image
 from lazysi.numeric.io.record import fingerprint_options, run_record, write_record
-from lazysi.numeric.io.shards import init_from_env, load_shards, plan_shards, sample_to_shards, verify_shard
+from lazysi.numeric.io.shards import init_from_env, load_shards, plan_shards, rank_world, sample_to_shards, verify_shard
 
 __all__ = ["NON_IDENTITY_OPTIONS", "DEFAULT_SHARD_SIZE", "RunInterrupted", "RunResult", "run_to_folder", "completed_samples"]
 
@@ -91,8 +89,7 @@ def run_to_folder(
     size = shard_size or min(n, DEFAULT_SHARD_SIZE)
     opts = {**dict(options), "shard_size": size}
     fp = fingerprint_options(opts, exclude=NON_IDENTITY_OPTIONS)
-    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) \
-        if torch.distributed.is_available() and torch.distributed.is_initialized() else (0, 1)
+    rank, world = rank_world()
     record = run_record(opts, model_card_path=model_card_path, seeds={"seed": seed, "indices": [0, int(n)],
                                                                        "scheme": "per-sample sha256(seed:index:stream)"})
     record.update(dict(record_extra or {}))

@@ -60,6 +60,7 @@ __all__ = [
     "ShardRunResult",
     "plan_shards",
     "init_from_env",
+    "rank_world",
     "sample_to_shards",
     "verify_shard",
     "load_shards",
@@ -134,7 +135,8 @@ def init_from_env(device: str | torch.device = "cpu") -> bool:
     return True
 
 
-def _rank_world(group: Any) -> tuple[int, int]:
+def rank_world(group: Any = None) -> tuple[int, int]:
+    """``(rank, world size)`` in ``group`` (the default group), ``(0, 1)`` without torch.distributed."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(group), dist.get_world_size(group)
     return 0, 1
@@ -277,7 +279,7 @@ def sample_to_shards(
     if not isinstance(fingerprint, str):
         raise TypeError(f"fingerprint must be a string, got {type(fingerprint).__name__}")
     specs = plan_shards(n, shard_size)
-    rank, world = _rank_world(group)
+    rank, world = rank_world(group)
     out = Path(out_dir)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ the per-sample :class:`Noise`.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 

@@ -30,7 +30,7 @@ from lazysi.numeric.extras import OPTIONAL, require
 from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.sampling.frames import SamplingSetup
 from lazysi.numeric.sampling.methods import Noise
-from lazysi.numeric.sampling.peer_solvers import DECLARED_ORDERS, PEER_IMPLS, PeerImpl, check_linear_schedule
+from lazysi.numeric.sampling.peer_solvers import DECLARED_ORDERS, PEER_IMPLS, PeerImpl, adaptive_nfe, check_linear_schedule
 
 __all__ = ["Peer", "PEERS", "peer_available", "check_linear", "diffusers_scheduler"]
 
@@ -59,7 +59,7 @@ class Peer:
     def from_impl(cls, impl: PeerImpl) -> "Peer":
         """A peer of :mod:`lazysi.numeric.sampling.peer_solvers` (``run(provider, steps, x0, *, seed,
         indices, grid)``; diffusers peers on their own grid, written ones on the frame's grid)."""
-        adaptive = impl.name == "dpm-adaptive"
+        adaptive = impl.nfe is adaptive_nfe  # error-controlled: its NFE is counted, not declared
 
         def run(provider, steps, x0, noise, grid):
             return impl.run(provider, steps, x0, seed=noise.seed, indices=noise.indices, grid=grid)
