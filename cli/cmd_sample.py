@@ -80,19 +80,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _check_out(out: Path, resume: bool) -> None:
-    """``--out`` must be a writable folder (created if missing), checked before any sampling."""
-    from lazysi.numeric.io.outdir import check_output_dir
-
-    check_output_dir(out)
-    if out.is_dir() and not resume and any(out.glob("shard-*.*")):
-        raise UsageError(f"--out {out} already holds a run's shards: add --resume to continue it, or choose an empty folder")
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from lazysi.numeric.evaluation.metrics import classifier_features
+    from lazysi.numeric.io.outdir import check_output_dir
     from lazysi.numeric.io.runs import RunInterrupted, run_to_folder
     from lazysi.numeric.io.shards import ShardError
     from lazysi.numeric.models.model import Model
@@ -137,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         spec.method.require()  # MissingExtraError names the extra (exit 2)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda requested but CUDA is not available")
-    _check_out(args.out, args.resume)
+    check_output_dir(args.out)  # a folder of another run is refused by the shard layer (ShardError, below)
     try:
         model = Model.load(args.model)
         sigma, sigma_source = model.sigma(args.sigma, spec.frame.sigma_rule)
