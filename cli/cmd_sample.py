@@ -8,6 +8,7 @@ Examples::
     lazysi sample --model gaussian --sampler lazy-ode --steps 1 --n 1000 --out runs/g
     lazysi sample --model mnist --sampler unipc --steps 8 --out runs/unipc8       # a peer (pip install 'lazysi[bench]')
     lazysi sample --model path/to/stem --sampler heun --steps 16 --grid lambda --out runs/h
+    lazysi sample --model mnist --sampler lazy-cov-pc --nfe-budget 6 --out runs/b6   # steps placed by pilot trajectories
     torchrun --nproc_per_node 2 -m lazysi sample --model mnist --sampler lazy-ode --steps 4 \\
         --num-samples 10000 --shard-size 500 --out runs/big   # add --resume to continue
 
@@ -45,7 +46,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="mnist | mnist-gmm | gaussian | gaussian-full | PATH")
     p.add_argument("--sampler", required=True, metavar="NAME[@GRID]",
                    help="one of: " + ", ".join(SAMPLERS) + " (NAME@GRID: on another grid of its frame)")
-    p.add_argument("--steps", type=int, required=True, help="number of steps (run.json records the counted NFE)")
+    p.add_argument("--steps", type=int, default=None, help="number of steps (run.json records the counted NFE)")
+    p.add_argument("--nfe-budget", type=int, default=None, metavar="N",
+                   help="instead of --steps: spend exactly N model evaluations per sample, placed where pilot "
+                        "trajectories of the model say (the dp grid; docs/samplers.md)")
     p.add_argument("--n", "--num-samples", dest="n", type=int, default=64,
                    help="number of samples (under torchrun write --num-samples: torchrun itself takes --n* as abbreviations)")
     p.add_argument("--seed", type=int, default=0, help="base seed (sample i uses (seed, i))")
@@ -55,7 +59,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--mu", default="data", help="centring mean: a number, or 'data' (per-coordinate data mean)")
     p.add_argument("--grid", default=None,
                    help="time grid (default: the sampler's, see docs/samplers.md): uniform, lambda, edm, shifted; "
-                        "vp for the covariance-aware lazy-cov* samplers")
+                        "vp, gauss for the covariance-aware lazy-cov* samplers; dp (by dynamic programming on pilot "
+                        "trajectories of the model) for the samplers in the training schedule's time, peers included")
     p.add_argument("--shift", type=float, default=3.0, help="shift of the 'shifted' grid")
     p.add_argument("--target", default=None, metavar="SCHEDULE",
                    help="sample under another schedule, converted from the model's (C4/C5): 'alpha=EXPR,beta=EXPR', "
@@ -91,9 +96,11 @@ def run(args: argparse.Namespace) -> int:
     from lazysi.numeric.sampling.generate import generate
     from lazysi.numeric.sampling.registry import resolve, retarget
 
-    for flag in ("steps", "n", "batch"):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    if (args.steps is None) == (args.nfe_budget is None):
+        raise UsageError("give --steps or --nfe-budget (one of them)")
+    for flag in ("steps", "nfe_budget", "n", "batch"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     if args.threads is not None and args.threads < 1:
@@ -122,6 +129,17 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--target: {exc}") from None
     elif args.param:
         raise UsageError("--param sets parameters of --target; there is no --target")
+    if args.nfe_budget is not None:
+        if "dp" not in spec.grids:
+            raise UsageError(f"--nfe-budget places the steps by the dp grid, which {spec.name} does not take "
+                             f"(its grids: {', '.join(spec.grids) or 'its own only'})")
+        if args.grid not in (None, "dp"):
+            raise UsageError(f"--nfe-budget chooses the grid (dp); drop --grid {args.grid}")
+        args.steps = spec.steps_for(args.nfe_budget)
+        if args.steps is None:
+            raise UsageError(f"{spec.name} cannot spend exactly {args.nfe_budget} evaluations "
+                             f"(its NFE for n steps: {', '.join(str(spec.nfe(n)) for n in (1, 2, 3, 4))}, ...)")
+        args.grid = "dp"
     if args.grid is not None and args.grid not in spec.grids:
         raise UsageError(f"--grid {args.grid} is not a grid of {spec.name}; it takes "
                          + (", ".join(spec.grids) if spec.grids else "no grid (it runs on its own)"))
@@ -146,15 +164,27 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     threads = args.threads if args.threads is not None else torch.get_num_threads()
+    grid, pilot = args.grid, None
+    kind = args.grid or spec.grid
+    if kind in spec.frame.pilot_grids:  # built once here (every rank the same), recorded, passed as times
+        from lazysi.numeric.sampling.generate import intra_op_threads
+        from lazysi.numeric.sampling.pilot import dp_grid_for
+
+        print(f"lazysi sample: building the {kind} grid from pilot trajectories of the model ...", file=sys.stderr)
+        with intra_op_threads(threads):
+            times, pilot = dp_grid_for(spec.frame, model.provider, setup, spec.run_steps(args.steps), model.shape)
+        grid = times
 
     def generate_fn(indices: list[int]):
-        return generate(spec, model.provider, args.steps, indices, args.seed, model.shape, setup=setup, grid=args.grid,
+        return generate(spec, model.provider, args.steps, indices, args.seed, model.shape, setup=setup, grid=grid,
                         dtype=dtype, device=args.device, threads=threads)
 
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
     options.update({"grid": args.grid or spec.grid, "sigma": sigma, "sigma_source": sigma_source, "threads": threads,
                     "mu_mean_value": float(setup.mu_tensor.mean()), "data_shape": list(model.shape)})
     card_json = next((p for p in model.card.get("loaded_from", {}) if p.endswith(".json")), None)
+    if pilot is not None:
+        options.update({"grid": kind, "grid_times": grid.tolist(), "pilot": pilot})
     extra = {"sampler": spec.description, "sampler_kind": spec.kind, "nfe": spec.nfe(args.steps),
              "nfe_declared": spec.nfe(args.steps), "model_files_sha256": dict(model.card.get("loaded_from", {}))}
     summary = {k: model.card.get(k) for k in ("class", "schedule", "prediction", "data_mean", "data_rms_centred",

@@ -106,3 +106,41 @@ def test_cov_sampler_grid_default_vp_and_uniform_selectable(tmp_path):
         ref, _ = generate("lazy-cov-pcd", model.provider, 3, range(4), 1, model.shape, setup=model.setup(), grid=grid)
         assert np.array_equal(x, ref.to(torch.float32).numpy())
     assert not np.array_equal(d, u)
+
+
+def test_nfe_budget_runs_on_the_dp_grid_and_records_it(tmp_path, capsys):
+    """``--nfe-budget N``: the steps whose NFE is N, on the dp grid built once from pilot trajectories,
+    recorded in run.json; the samples equal the library's run on the recorded times."""
+    import torch
+
+    from lazysi.numeric.models.model import Model
+    from lazysi.numeric.sampling.generate import generate
+
+    x, rec = _sample(tmp_path, "b", "--model", "gaussian-full", "--sampler", "ipndm", "--nfe-budget", "5", "--n", "6")
+    opts = rec["options"]
+    assert rec["nfe"] == 5 and opts["grid"] == "dp" and opts["steps"] == 5 and len(opts["grid_times"]) == 6
+    assert opts["pilot"]["solver"] == "euler" and opts["pilot"]["rows"] == 32
+    model = Model.load("gaussian-full")
+    ref, _ = generate("ipndm", model.provider, 5, range(6), 0, model.shape, setup=model.setup(), grid="dp")
+    assert np.array_equal(x, ref.to(torch.float32).numpy())
+    alt, _ = generate("ipndm", model.provider, 5, range(6), 0, model.shape, setup=model.setup(),
+                      grid=torch.tensor(opts["grid_times"], dtype=torch.float64))
+    assert np.array_equal(x, alt.to(torch.float32).numpy())
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "give --steps or --nfe-budget"),
+    (["--steps", "2", "--nfe-budget", "2"], "give --steps or --nfe-budget"),
+    (["--nfe-budget", "3", "--sampler2", "midpoint"], "cannot spend exactly 3 evaluations"),
+    (["--nfe-budget", "3", "--sampler2", "lazy-ode"], "which lazy-ode does not take"),
+    (["--nfe-budget", "3", "--grid", "uniform"], "drop --grid uniform"),
+])
+def test_nfe_budget_errors(tmp_path, capsys, argv, message):
+    sampler = "euler"
+    if "--sampler2" in argv:
+        i = argv.index("--sampler2")
+        sampler = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
+    full = ["sample", "--model", "gaussian", "--sampler", sampler, "--n", "2", "--out", str(tmp_path / "x"), "--no-progress", *argv]
+    assert main(full) == 2
+    assert message in capsys.readouterr().err

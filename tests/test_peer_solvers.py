@@ -280,6 +280,7 @@ def test_stochastic_peer_noise_is_per_sample(name):
 
 # ------------------------------------------------------------------------------ diffusers peers
 DIFFUSERS = [name for name, p in ps.PEER_IMPLS.items() if p.package == "diffusers"]
+FIRST_PEERS = ("fm-euler", "dpm++2m", "unipc")  # their orders from their own start time: tests/test_peers.py
 
 
 @pytest.mark.parametrize("name", DIFFUSERS)
@@ -306,7 +307,7 @@ def test_diffusers_peer_takes_a_custom_grid(name):
     assert seen == pytest.approx(want, abs=1e-7), (name, seen)
 
 
-@pytest.mark.parametrize("name", [n for n in DIFFUSERS if ps.PEER_IMPLS[n].kind == "ode"])
+@pytest.mark.parametrize("name", [n for n in DIFFUSERS if ps.PEER_IMPLS[n].kind == "ode" and n not in FIRST_PEERS])
 def test_diffusers_ode_peer_converges_to_the_exact_flow_map(name):
     """Conventions right (sigma = 1 - t, v = -b): the error at 64 steps is < 1/8 of that at 16."""
     pytest.importorskip("diffusers")

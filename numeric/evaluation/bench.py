@@ -30,6 +30,7 @@ from lazysi.numeric.io.png import image_grid, write_png
 from lazysi.numeric.models.model import Model
 from lazysi.numeric.sampling.frames import SamplingSetup
 from lazysi.numeric.sampling.generate import generate
+from lazysi.numeric.sampling.pilot import pilot_record
 from lazysi.numeric.sampling.registry import resolve
 
 __all__ = ["RESULTS_DIR", "REF_STEPS", "REF_TOL", "REF_MAX_STEPS", "DEFAULT_NFE", "DEFAULT_SAMPLERS", "cached_reference",
@@ -200,6 +201,9 @@ def _markdown(results: dict) -> str:
             out.append("|---|---|---|" + ("---|" if exact else ""))
             for r in fid:
                 out.append(f"| {r['sampler']} | {r['nfe']} | {r['fid']:.2f} |" + (f" {r['fid_exact']:.2f} |" if exact else ""))
+        if res.get("pilots"):
+            out.append(f"\npilot trajectories of the dp grids (noise stream 'pilot', disjoint from the benchmark's): "
+                       f"{json.dumps(res['pilots'])}")
         out.append(f"\nreference: {json.dumps(res['reference'])}; sigma = {res['sigma']:.4f} ({res['sigma_source']}); "
                    f"{res['seconds']} s\n")
     return "\n".join(out) + "\n"
@@ -269,7 +273,8 @@ def run_bench(models: Sequence[str] = ("mnist-gmm",), nfes: Sequence[int] = DEFA
                 log(f"[{model}] FID {name} NFE {k}: {row['fid']:.3f}" + (f", to exact samples {row['fid_exact']:.3f}"
                                                                          if "fid_exact" in row else ""))
         res = {"rows": rows, "fid": fid_rows, "n_rmse": n_rmse, "n_fid": n_fid, "reference": ref_info,
-               **setup_info, "grids": {name: resolve(name).grid or "own" for name in samplers}}
+               **setup_info, "grids": {name: resolve(name).grid or "own" for name in samplers},
+               "pilots": pilot_record(provider)}
         if fid_rows:
             res["fid_floor"] = fid_floor(n_fid)
         if exact_floor is not None:

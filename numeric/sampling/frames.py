@@ -20,7 +20,12 @@ it into the provider the solver integrates:
   mean) with a Gaussian approximation, for the covariance-aware SDE samplers; start at 0.
 
 Grids (:mod:`lazysi.numeric.sampling.grids`): ``uniform``, ``lambda``, ``edm``, ``shifted`` in the
-frame's own time, ``vp`` for the ``gaussian`` frame, or ``steps + 1`` explicit times.
+frame's own time, ``vp`` and ``gauss`` for the ``gaussian`` frame, or ``steps + 1`` explicit times.
+The frames that integrate in the training schedule's own time (``train``, ``gaussian``) also know
+``dp``: the grid chosen by dynamic programming on pilot trajectories of the model with the frame's
+first-order step (Euler; exponential Euler), computed by
+:mod:`lazysi.numeric.sampling.pilot` (it needs the model, so :func:`~lazysi.numeric.sampling.generate.generate`
+builds it, not :meth:`Frame.grid`).
 """
 from __future__ import annotations
 
@@ -41,7 +46,11 @@ from lazysi.numeric.sampling import grids
 from lazysi.numeric.sampling.gauss_grid import gauss_grid
 from lazysi.numeric.sampling.seeding import per_sample_normal
 
-__all__ = ["SamplingSetup", "Frame", "FRAMES", "CentredProvider", "lazy_provider", "conversion_to", "target_frame"]
+__all__ = ["SamplingSetup", "Frame", "FRAMES", "PILOT_GRIDS", "CentredProvider", "lazy_provider", "conversion_to", "target_frame"]
+
+
+#: grids built from pilot trajectories of the model (:mod:`lazysi.numeric.sampling.pilot`)
+PILOT_GRIDS = ("dp",)
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,9 @@ class Frame:
     the spectrum rule chosen for the lazy VP ODE, else the card's RMS) or ``rms`` (the RMS of the
     centred data, the paper's recipe for the point-mass SDE: ``point-mass(sigma)`` is exact for
     ``N(mu, sigma^2 I)``, C12-C13; the covariance-aware frames keep ``settings``: there sigma only
-    sets the time parametrisation, as the ``vp`` grid's sigma does for the ODE frame); ``extra_grids``: grids beyond :data:`~lazysi.numeric.sampling.grids.GRIDS`."""
+    sets the time parametrisation, as the ``vp`` grid's sigma does for the ODE frame); ``extra_grids``: grids beyond :data:`~lazysi.numeric.sampling.grids.GRIDS`;
+    ``pilot_solver``: the frame's first-order step solver, which the pilot grids (``dp``) are chosen
+    for (None: no pilot grids; only frames in the training schedule's time)."""
 
     name: str
     target: str | Schedule | None = None
@@ -128,10 +139,17 @@ class Frame:
     sigma_rule: str = "settings"
     extra_grids: tuple[str, ...] = field(default=())
     description: str = ""
+    pilot_solver: str | None = None
+
+    @property
+    def pilot_grids(self) -> tuple[str, ...]:
+        """The grids built from pilot trajectories of the model (:data:`PILOT_GRIDS`; none without a
+        ``pilot_solver``)."""
+        return PILOT_GRIDS if self.pilot_solver is not None else ()
 
     @property
     def grids(self) -> tuple[str, ...]:
-        return (*self.extra_grids, *grids.GRIDS)
+        return (*self.extra_grids, *grids.GRIDS, *self.pilot_grids)
 
     def provider(self, model: FieldProvider, setup: SamplingSetup) -> FieldProvider:
         """The provider the solver integrates."""
@@ -171,6 +189,9 @@ class Frame:
             return grids.explicit_grid(kind, steps)
         if kind not in self.grids:  # (a target frame knows the named grids in its own time)
             raise ValueError(f"unknown grid {kind!r} for the {self.name} frame; known: {', '.join(self.grids)}")
+        if kind in PILOT_GRIDS:
+            raise ValueError(f"the {kind} grid is built from pilot trajectories of the model: "
+                             "lazysi.numeric.sampling.pilot (generate() does this)")
         if kind == "gauss":
             return gauss_grid(schedule, setup.approx, steps)
         if kind == "vp":
@@ -184,11 +205,11 @@ class Frame:
 FRAMES: dict[str, Frame] = {
     f.name: f
     for f in (
-        Frame("train", description="the model's training schedule"),
+        Frame("train", description="the model's training schedule", pilot_solver="euler"),
         Frame("lazy-vp", target="vp", scale=True, description="lazy VP schedule vp(sigma), centred, output sigma x + mu"),
         Frame("lazy-pm", target="point-mass", start="point", sigma_rule="rms",
               description="point-mass schedule point-mass(sigma), centred, start at 0, output x + mu"),
-        Frame("gaussian", gaussian=True, extra_grids=("vp", "gauss"),
+        Frame("gaussian", gaussian=True, extra_grids=("vp", "gauss"), pilot_solver="exp-euler",
               description="training schedule, Gaussian approximation's flow exact per eigendirection"),
         Frame("gaussian-pm", target="point-mass", start="point", centre=False, gaussian=True,
               description="point-mass schedule point-mass(sigma) (uncentred: the Gaussian approximation carries the "

@@ -22,67 +22,11 @@ import torch
 from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.sampling.frames import SamplingSetup
 from lazysi.numeric.sampling.methods import Noise
+from lazysi.numeric.sampling.rows import MIN_ROWS, CountingProvider, MinRowsProvider
+from lazysi.numeric.sampling.pilot import pilot_grid
 from lazysi.numeric.sampling.registry import SamplerSpec, resolve
 
 __all__ = ["MIN_ROWS", "CountingProvider", "MinRowsProvider", "intra_op_threads", "generate", "sample", "sample_batched"]
-
-MIN_ROWS = 8
-
-
-class MinRowsProvider(FieldProvider):
-    """Evaluates ``source`` in calls of exactly ``min_rows`` rows: the batch is cut into blocks of
-    that size and the last block is padded with zero rows that are dropped.
-
-    Batched kernels choose their algorithm by batch size (measured on CPU: the U-Net's float32
-    convolutions give a row 7e-7 apart in a 16-row and in an 8-row call; the mixture's matrix
-    products treat the tail rows 8-10 of an 11-row batch differently, 1e-15), so a sample's value
-    would depend on how many samples share its batch. In calls of one fixed size whose rows are
-    independent it does not (measured: a row's value does not depend on its position in such a
-    call; the test suite checks every sampler on every embedded model). On the CPU the blocks cost
-    nothing measurable (U-Net, 64 rows: 0.34 s in one call, 0.32 s in eight); on a GPU pass a
-    larger ``min_rows`` (the guarantee then holds at that call size)."""
-
-    def __init__(self, source: FieldProvider, min_rows: int = MIN_ROWS):
-        self.source = source
-        self.schedule = source.schedule
-        self.min_rows = min_rows
-
-    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n, k = x.shape[0], self.min_rows
-        tt = torch.as_tensor(t)
-        per_row = tt.ndim == 1 and tt.shape[0] == n and n > 1
-        distinct = per_row and bool((tt != tt[0]).any())
-        if n == k and not distinct:
-            return self.source.fields(t, x)
-        # rows at different times (an adaptive sampler): a model's batched per-row computations round
-        # by position, so each row gets a call of its own (padded like any other)
-        block = 1 if distinct else k
-        outs_x, outs_z = [], []
-        for lo in range(0, n, block):
-            xb, tb = x[lo:lo + block], (tt[lo:lo + block] if per_row else t)
-            m = xb.shape[0]
-            if m < k:
-                xb = torch.cat([xb, xb.new_zeros((k - m, *x.shape[1:]))])
-                if per_row:
-                    tb = torch.cat([tb, tb[-1:].expand(k - m)])
-            ex, ez = self.source.fields(tb, xb)
-            outs_x.append(ex[:m])
-            outs_z.append(ez[:m])
-        return torch.cat(outs_x), torch.cat(outs_z)
-
-
-class CountingProvider(FieldProvider):
-    """Counts ``fields`` calls (network evaluations) of ``source``."""
-
-    def __init__(self, source: FieldProvider):
-        self.source = source
-        self.schedule = source.schedule
-        self.calls = 0
-
-    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.calls += 1
-        return self.source.fields(t, x)
-
 
 @contextlib.contextmanager
 def intra_op_threads(threads: int | None) -> Iterator[int]:
@@ -119,9 +63,11 @@ def generate(
 
     ``provider``: the model on its training schedule; ``setup``: its lazy data scale, centring mean,
     Gaussian approximation (:meth:`lazysi.numeric.models.model.Model.setup` builds it); ``grid``:
-    a grid name of the sampler's frame, ``steps + 1`` explicit times, or None for the sampler's
-    default. ``min_rows`` pads every model call to at least that many rows (see
-    :class:`MinRowsProvider`); pass 1 for a network whose conditioning is tied to the batch.
+    a grid name of the sampler's frame (a pilot grid such as ``dp`` is built from pilot
+    trajectories of ``provider``, :mod:`~lazysi.numeric.sampling.pilot`; its model calls are not
+    counted in the returned NFE), ``steps + 1`` explicit times, or None for the sampler's default.
+    ``min_rows`` pads every model call to at least that many rows (see :class:`MinRowsProvider`);
+    pass 1 for a network whose conditioning is tied to the batch.
     """
     spec = resolve(sampler)
     n = spec.run_steps(steps)
@@ -130,7 +76,7 @@ def generate(
         raise ValueError(f"{spec.name} integrates in the Gaussian frame: pass a setup with a Gaussian approximation")
     if spec.fixed_grid and grid is not None and grid != spec.grid:
         raise ValueError(f"{spec.name} always runs on its {spec.grid} grid")
-    if spec.grid is None and grid is not None:
+    if spec.grid is None and grid is not None and not getattr(spec.method, "explicit_grid", False):
         raise ValueError(f"{spec.name} runs on its own grid; no grid can be given")
     idx = tuple(int(i) for i in indices)
     shape = tuple(int(s) for s in shape)
@@ -138,7 +84,10 @@ def generate(
         counter = CountingProvider(MinRowsProvider(provider, min_rows) if min_rows > 1 else provider)
         field = spec.frame.provider(counter, setup)
         kind = spec.grid if grid is None else grid
-        tgrid = None if kind is None else spec.frame.grid(kind, field.schedule, n, setup)
+        if isinstance(kind, str) and kind in spec.frame.pilot_grids:  # built from pilot trajectories of the model
+            tgrid = pilot_grid(kind, spec.frame, provider, setup, n, shape, min_rows)
+        else:
+            tgrid = None if kind is None else spec.frame.grid(kind, field.schedule, n, setup)
         x0 = spec.frame.initial(seed, idx, shape, dtype, device, field.schedule)
         x1 = spec.method.solve(field, n, tgrid, x0, Noise(seed, idx, shape), setup)
         return spec.frame.finish(x1, setup, field.schedule), counter.calls

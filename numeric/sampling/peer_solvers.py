@@ -15,8 +15,9 @@ Conventions converted here and only here:
 
 * **diffusers** (flow mode): ``sigma = 1 - t``, latents ``x = (1 - sigma) X + sigma Z``, model output
   ``v = Z - X``: the model output is ``-b(t, x)`` at ``t = 1 - sigma`` (``b``: lazysi's velocity,
-  ``provider.drift``). diffusers' peers run in float32 as users run them (UniPC raises in float64);
-  the result is cast back to ``x0``'s dtype.
+  ``provider.drift``). The issue-16 diffusers peers run in float32 as users run them (UniPC order 3
+  raises in float64); the first ones (``fm-euler``, ``dpm++2m``, ``unipc``, stop 9) run in the dtype
+  of ``x0`` as they always have; the result is cast back to ``x0``'s dtype.
 * **written peers** (no installed package provides them for a flow model): with the data
   coefficient ``a_t = t`` and the noise coefficient ``s_t = 1 - t`` the half-log-SNR is
   ``lambda = log(t / (1 - t))``; the data prediction is ``D = eta_X = E[X | x_t]`` and the noise
@@ -52,6 +53,7 @@ __all__ = [
     "make_dpm_adaptive",
     "adaptive_nfe",
     "diffusers_generators",
+    "diffusers_scheduler",
 ]
 
 
@@ -75,7 +77,7 @@ class PeerImpl:
 #: Convergence orders of the written fixed-step peers as h -> 0, measured in tests/test_peer_solvers.py
 #: on the exact Gaussian oracle: iPNDM's global ODE order (2: its Euler warm-up step; the AB4 body has
 #: local order 5) and DPM-Solver++(2M) SDE's weak order (error of the output variance).
-DECLARED_ORDERS: dict[str, float] = {"ipndm": 2.0, "dpm++2m-sde-w": 2.0}
+DECLARED_ORDERS: dict[str, float] = {"fm-euler": 1.0, "dpm++2m": 2.0, "unipc": 2.0, "ipndm": 2.0, "dpm++2m-sde-w": 2.0}
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -441,6 +443,7 @@ class _Recipe:
     sigmas_api: bool  # set_timesteps(sigmas=...) exists in flow mode (UniPC, FlowMatchEuler)
     final_data_prediction: bool  # take the last step (to sigma = 0) ourselves as x - sigma v
     stochastic: bool
+    float32: bool = True  # run in float32 as users do (False: in the dtype of x0)
 
 
 def _run_diffusers(recipe: _Recipe, provider: FieldProvider, steps: int, x0: torch.Tensor, seed: int,
@@ -464,12 +467,12 @@ def _run_diffusers(recipe: _Recipe, provider: FieldProvider, steps: int, x0: tor
             raise RuntimeError(f"{type(sched).__name__} did not take the grid's sigmas")
     sched.set_begin_index(0)
     gens = diffusers_generators(seed, idx) if recipe.stochastic else None
-    x = x0.to(torch.float32)
+    x = x0.to(torch.float32) if recipe.float32 else x0
     sigmas = sched.sigmas.to(torch.float64)
     n = len(sched.timesteps)
     for i, ts in enumerate(sched.timesteps):
         t = (1.0 - sigmas[i]).to(x0.device)  # diffusers sigma -> lazysi time
-        v = -provider.drift(t, x).to(torch.float32)  # lazysi velocity b = X - Z -> diffusers v = Z - X
+        v = -provider.drift(t, x).to(x.dtype)  # lazysi velocity b = X - Z -> diffusers v = Z - X
         if recipe.final_data_prediction and i == n - 1:
             x = x - sched.sigmas[i].to(x.device) * v  # the step to sigma = 0: data prediction x - sigma v
             break
@@ -478,6 +481,19 @@ def _run_diffusers(recipe: _Recipe, provider: FieldProvider, steps: int, x0: tor
         else:
             x = sched.step(v, ts, x, return_dict=False)[0]
     return x.to(x0.dtype)
+
+
+def _fm_euler():
+    import diffusers
+
+    return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
+
+
+def _unipc2():
+    import diffusers
+
+    return diffusers.UniPCMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
+                                             use_flow_sigmas=True, flow_shift=1.0, solver_order=2)
 
 
 def _unipc(solver_type: str):
@@ -517,7 +533,19 @@ def _fm_euler_sde():
     return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, stochastic_sampling=True)
 
 
+_RECIPES: dict[str, _Recipe] = {}
+
+
+def diffusers_scheduler(name: str):
+    """The configured diffusers scheduler behind the diffusers peer ``name`` (a fresh object)."""
+    if name not in _RECIPES:
+        raise ValueError(f"{name!r} is not a diffusers peer; known: {', '.join(_RECIPES)}")
+    return _RECIPES[name].make()
+
+
 def _diffusers_peer(name: str, kind: str, recipe: _Recipe, settings: str) -> PeerImpl:
+    _RECIPES[name] = recipe
+
     def run(provider: FieldProvider, steps: int, x0: torch.Tensor, *, seed: int, indices: Sequence[int],
             grid: torch.Tensor | None = None) -> torch.Tensor:
         return _run_diffusers(recipe, provider, steps, x0, seed, indices, grid)
@@ -541,6 +569,15 @@ _FINAL_NOTE = ("diffusers 0.42.1 cannot step into sigma = 0 here ({why}); the la
 PEER_IMPLS: dict[str, PeerImpl] = {
     p.name: p
     for p in (
+        _diffusers_peer("fm-euler", "ode", _Recipe(_fm_euler, True, False, False, float32=False),
+                        "diffusers FlowMatchEulerDiscreteScheduler (shift 1); in the dtype of the noise. " + _GRID_NOTE
+                        + " (set_timesteps(sigmas=...))."),
+        _diffusers_peer("dpm++2m", "ode", _Recipe(lambda: _dpm(2, "dpmsolver++"), False, False, False, float32=False),
+                        "diffusers DPMSolverMultistepScheduler, flow_prediction, flow sigmas, dpmsolver++ order 2 (2M); "
+                        "in the dtype of the noise. " + _GRID_NOTE + " (arrays set after set_timesteps)."),
+        _diffusers_peer("unipc", "ode", _Recipe(_unipc2, True, False, False, float32=False),
+                        "diffusers UniPCMultistepScheduler, flow_prediction, flow sigmas (bh2, order 2); in the dtype "
+                        "of the noise. " + _GRID_NOTE + " (set_timesteps(sigmas=...))."),
         _diffusers_peer("unipc3-bh1", "ode", _Recipe(lambda: _unipc("bh1"), True, True, False),
                         f"diffusers UniPCMultistepScheduler({_FLOW}, solver_order=3, solver_type='bh1'); defaults: "
                         "predict_x0=True, lower_order_final=True (order 1 at the last step, 2 before), corrector "

@@ -13,6 +13,10 @@ recommended settings for a flow-matching model with uniform training times (no t
 * ``fm-midpoint``: flow_matching ``ODESolver(...).sample(method="midpoint")`` on a uniform grid of
   ``steps`` steps (two evaluations per step).
 
+Every peer but the adaptive one also runs on explicit times (``NAME@dp``, the grid by dynamic
+programming on pilot trajectories: :mod:`lazysi.numeric.sampling.pilot`): diffusers' schedulers get
+``sigma_i = 1 - t_i`` (:mod:`~lazysi.numeric.sampling.peer_solvers`), flow_matching its ``time_grid``.
+
 Conventions converted HERE and only here. diffusers: ``sigma = 1 - t``, latents
 ``x = (1 - sigma) X + sigma Z``, model output ``v = Z - X``; with lazysi's linear training schedule
 (``alpha = 1 - t``, ``beta = t``, t = 0 noise) the model output is ``-b(t, x)`` at ``t = 1 - sigma``
@@ -30,7 +34,8 @@ from lazysi.numeric.extras import OPTIONAL, require
 from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.sampling.frames import SamplingSetup
 from lazysi.numeric.sampling.methods import Noise
-from lazysi.numeric.sampling.peer_solvers import DECLARED_ORDERS, PEER_IMPLS, PeerImpl, adaptive_nfe, check_linear_schedule
+from lazysi.numeric.sampling.peer_solvers import (DECLARED_ORDERS, PEER_IMPLS, PeerImpl, adaptive_nfe, check_linear_schedule,
+                                                  diffusers_scheduler)
 
 __all__ = ["Peer", "PEERS", "peer_available", "check_linear", "diffusers_scheduler"]
 
@@ -42,7 +47,8 @@ class Peer:
     """Another sampler than ours as a lazysi method (see :class:`~lazysi.numeric.sampling.methods.Method`):
     another package's (``package``: the import name it needs; :data:`lazysi.numeric.extras.OPTIONAL`
     names the extra that installs it) or one written here from its published rule (``package``
-    None). ``run(provider, steps, x0, noise, grid) -> x``; ``own_grid``: it picks its grid itself;
+    None). ``run(provider, steps, x0, noise, grid) -> x``; ``own_grid``: its default grid is its
+    own (no named grid of lazysi's); ``explicit_grid``: it also runs on ``steps + 1`` explicit times;
     ``adaptive``: its NFE is counted, not a function of ``steps``."""
 
     name: str
@@ -54,6 +60,7 @@ class Peer:
     evals_per_step: int = 1
     own_grid: bool = True
     adaptive: bool = False
+    explicit_grid: bool = True
 
     @classmethod
     def from_impl(cls, impl: PeerImpl) -> "Peer":
@@ -66,7 +73,7 @@ class Peer:
 
         per_step = 1 if adaptive else impl.nfe(1)
         return cls(impl.name, impl.kind, DECLARED_ORDERS.get(impl.name), impl.package, impl.settings, run, per_step,
-                   own_grid=impl.package is not None or adaptive, adaptive=adaptive)
+                   own_grid=impl.package is not None or adaptive, adaptive=adaptive, explicit_grid=not adaptive)
 
     @property
     def extra(self) -> str | None:
@@ -93,85 +100,33 @@ class Peer:
 
     def solve(self, provider: FieldProvider, steps: int, grid: torch.Tensor | None, x0: torch.Tensor, noise: Noise,
               setup: SamplingSetup) -> torch.Tensor:
-        if grid is not None and self.own_grid:
+        if grid is not None and self.own_grid and not self.explicit_grid:
             raise ValueError(f"{self.name} runs on its own grid")
         self.require()
         check_linear(provider)
         return self.run(provider, steps, x0, noise, grid)
 
 
-def _diffusers_loop(make_scheduler: Callable[[], object]):
-    """A diffusers scheduler's sampling loop on a lazysi provider (linear schedule)."""
-
-    def run(provider: FieldProvider, steps: int, x0: torch.Tensor, noise: Noise, grid: None) -> torch.Tensor:
-        sched = make_scheduler()
-        sched.set_timesteps(num_inference_steps=steps, device=x0.device)
-        x = x0 * float(getattr(sched, "init_noise_sigma", 1.0))
-        sigmas = sched.sigmas.to(torch.float64)
-        for i, ts in enumerate(sched.timesteps):
-            t_ours = (1.0 - sigmas[i]).to(x0.device)  # diffusers sigma -> lazysi time
-            model_output = -provider.drift(t_ours, x)  # lazysi velocity b = X - Z -> diffusers v = Z - X
-            x = sched.step(model_output, ts, x, return_dict=False)[0]
-        return x
-
-    return run
-
-
-def _fm_euler():
-    import diffusers
-
-    return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
-
-
-def _dpmpp_2m():
-    import diffusers
-
-    return diffusers.DPMSolverMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
-                                                 use_flow_sigmas=True, flow_shift=1.0, solver_order=2,
-                                                 algorithm_type="dpmsolver++")
-
-
-def _unipc():
-    import diffusers
-
-    return diffusers.UniPCMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
-                                             use_flow_sigmas=True, flow_shift=1.0, solver_order=2)
-
-
-def _fm_midpoint(provider: FieldProvider, steps: int, x0: torch.Tensor, noise: Noise, grid: None) -> torch.Tensor:
+def _fm_midpoint(provider: FieldProvider, steps: int, x0: torch.Tensor, noise: Noise, grid: torch.Tensor | None) -> torch.Tensor:
     from flow_matching.solver import ODESolver
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # flow_matching: (x, t)
         return provider.drift(t.to(torch.float64), x)
 
-    grid = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
+    grid = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64) if grid is None else grid
     return ODESolver(velocity_model=velocity).sample(x_init=x0, step_size=None, method="midpoint", time_grid=grid)
 
 
+_FIRST = ("fm-euler", "dpm++2m", "unipc")
 PEERS: dict[str, Peer] = {
     p.name: p
     for p in (
-        Peer("fm-euler", "ode", 1.0, "diffusers", "diffusers FlowMatchEulerDiscreteScheduler (shift 1)", _diffusers_loop(_fm_euler)),
-        Peer("dpm++2m", "ode", 2.0, "diffusers",
-             "diffusers DPMSolverMultistepScheduler, flow_prediction, flow sigmas, dpmsolver++ order 2 (2M)",
-             _diffusers_loop(_dpmpp_2m)),
-        Peer("unipc", "ode", 2.0, "diffusers", "diffusers UniPCMultistepScheduler, flow_prediction, flow sigmas (bh2, order 2)",
-             _diffusers_loop(_unipc)),
-        Peer("fm-midpoint", "ode", 2.0, "flow_matching", "flow_matching ODESolver, method='midpoint', uniform grid",
-             _fm_midpoint, evals_per_step=2),
-        *(Peer.from_impl(impl) for impl in PEER_IMPLS.values()),
+        *(Peer.from_impl(PEER_IMPLS[name]) for name in _FIRST),
+        Peer("fm-midpoint", "ode", 2.0, "flow_matching", "flow_matching ODESolver, method='midpoint', uniform grid "
+             "(explicit times: time_grid)", _fm_midpoint, evals_per_step=2),
+        *(Peer.from_impl(impl) for name, impl in PEER_IMPLS.items() if name not in _FIRST),
     )
 }
-
-
-_DIFFUSERS = {"fm-euler": _fm_euler, "dpm++2m": _dpmpp_2m, "unipc": _unipc}
-
-
-def diffusers_scheduler(name: str):
-    """The configured diffusers scheduler behind peer ``name`` (a fresh object)."""
-    if name not in _DIFFUSERS:
-        raise ValueError(f"{name!r} is not a diffusers peer; known: {', '.join(_DIFFUSERS)}")
-    return _DIFFUSERS[name]()
 
 
 def peer_available(name: str) -> bool:

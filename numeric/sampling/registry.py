@@ -58,9 +58,10 @@ class SamplerSpec:
 
     @property
     def grids(self) -> tuple[str, ...]:
-        """The grid names this sampler accepts (empty: its method's own grid only)."""
+        """The grid names this sampler accepts (empty: its method's own grid only; a method with its
+        own grid that also runs on explicit times accepts the frame's pilot grids)."""
         if self.grid is None:
-            return ()
+            return self.frame.pilot_grids if getattr(self.method, "explicit_grid", False) else ()
         return (self.grid,) if self.fixed_grid else self.frame.grids
 
     def run_steps(self, steps: int) -> int:

@@ -1,0 +1,195 @@
+"""Grids from pilot trajectories of the model: the ``dp`` grid (GITS / "optimal step size" by
+dynamic programming on teacher trajectories, issue 16 item 1).
+
+Time runs forward, t = 0 base -> t = 1 data, in the training schedule's time (the frames with a
+``pilot_solver``: ``train`` and ``gaussian``).
+
+* **Pilot noise**: :attr:`PilotConfig.rows` samples ``per_sample_normal(seed, i, stream="pilot")``
+  — a stream no sample of any run uses, so a pilot never sees a benchmark's or a user's noise.
+* **Teacher**: RK4 on the probability-flow ODE of the training schedule over a fine candidate grid
+  (:func:`fine_times`: uniform in t united with the ``vp`` grid, :attr:`PilotConfig.fine_steps`
+  steps each, so that both ends are resolved), each fine interval cut into
+  :attr:`PilotConfig.substeps` uniform RK4 steps; its error is estimated against the same RK4 with
+  half the sub-steps and reported (``teacher_rms_change``).
+* **Cost**: ``C[i, j]`` = mean over the pilot rows of the L2 error of ONE step of the frame's
+  first-order solver (``euler`` on the training ODE — diffusers' DDIM for a flow model, GITS's choice
+  —; ``exp-euler`` in the Gaussian frame) from the teacher state at ``t_i`` to ``t_j``, against the
+  teacher at ``t_j`` (:func:`lazysi.numeric.sampling.dp_grid.cost_matrix`). The step replays the
+  model's evaluation at the teacher state (one evaluation per fine point, no more).
+* **Grid**: the ``n + 1`` fine points minimising the summed one-step costs (exact DP,
+  :func:`lazysi.numeric.sampling.dp_grid.dp_select`). One first-order cost for every solver of the
+  frame, as in GITS (the grid chosen for DDIM serves DPM-Solver, iPNDM, ...): no solver's own
+  history enters the choice, and a sampler with ``m`` evaluations per step gets the DP grid of its
+  step count.
+
+Everything depends on the model, the frame's setup and :class:`PilotConfig` only — never on which
+samples are drawn — so a run on a pilot grid keeps the batch-invariance of fixed grids. Teachers
+and cost matrices are cached per provider object for the life of the process.
+"""
+from __future__ import annotations
+
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lazysi.numeric.fields.providers import FieldProvider
+from lazysi.numeric.sampling.dp_grid import cost_matrix, dp_select
+from lazysi.numeric.sampling.frames import FRAMES, Frame, SamplingSetup
+from lazysi.numeric.sampling.grids import check_grid, uniform
+from lazysi.numeric.sampling.methods import Noise, StepMethod
+from lazysi.numeric.sampling.rows import CountingProvider, MinRowsProvider
+from lazysi.numeric.sampling.seeding import per_sample_normal
+from lazysi.numeric.sampling.solvers import integrate, provider_ode
+
+__all__ = ["PILOT_STREAM", "PilotConfig", "fine_times", "teacher", "frame_cost_matrix", "dp_grid_for", "pilot_grid",
+           "pilot_record"]
+
+PILOT_STREAM = "pilot"
+_MIN_GAP = 1e-9  # fine points closer than this are one point
+
+
+@dataclass(frozen=True)
+class PilotConfig:
+    """``rows`` pilot samples (noise ``(seed, i, stream "pilot")``, i < rows); a fine grid of
+    uniform(``fine_steps``) united with vp(``fine_steps``); ``substeps`` RK4 steps per fine interval."""
+
+    rows: int = 32
+    seed: int = 0
+    fine_steps: int = 48
+    substeps: int = 2
+
+    def __post_init__(self):
+        for name in ("rows", "fine_steps", "substeps"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"PilotConfig.{name} must be a positive int, got {v!r}")
+
+
+def fine_times(setup: SamplingSetup, schedule, fine_steps: int) -> torch.Tensor:
+    """The candidate times: ``uniform(fine_steps)`` united with the ``vp`` grid of ``fine_steps``
+    steps (uniform in the time of the lazy VP schedule of scale ``setup.sigma``: dense at both ends),
+    sorted, points closer than 1e-9 merged; float64 from 0 to 1."""
+    vp = FRAMES["gaussian"].grid("vp", schedule, fine_steps, setup)
+    both = torch.sort(torch.cat([uniform(fine_steps), vp])).values
+    keep = [float(both[0])]
+    for v in both[1:].tolist():
+        if v - keep[-1] > _MIN_GAP:
+            keep.append(v)
+    keep[-1] = 1.0
+    return check_grid(torch.tensor(keep, dtype=torch.float64))
+
+
+def _refine(times: torch.Tensor, substeps: int) -> torch.Tensor:
+    pieces = [times[:1]]
+    for a, b in zip(times[:-1].tolist(), times[1:].tolist()):
+        pieces.append(a + (b - a) * torch.arange(1, substeps + 1, dtype=torch.float64) / substeps)
+    out = torch.cat(pieces)
+    out[-1] = float(times[-1])
+    return out
+
+
+def teacher(provider: FieldProvider, times: torch.Tensor, x0: torch.Tensor, substeps: int) -> torch.Tensor:
+    """States ``(K, B, *shape)`` at ``times`` of RK4 on the provider's probability-flow ODE with
+    ``substeps`` uniform steps per interval, from ``x0`` at ``times[0]``."""
+    path = integrate("rk4", provider_ode(provider), _refine(times, substeps), x0, keep_path=True)
+    return torch.stack(path[::substeps])
+
+
+class _Replay(FieldProvider):
+    """Replays the model's fields at the teacher states (exact fine times): the DP's one-step
+    solvers evaluate only there. Any other evaluation is an error, not a silent model call."""
+
+    def __init__(self, schedule, times: torch.Tensor, states: torch.Tensor, fields: list[tuple[torch.Tensor, torch.Tensor]]):
+        self.schedule = schedule
+        self.index = {float(v): k for k, v in enumerate(times.tolist())}
+        self.states, self.stored = states, fields
+
+    def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self.index.get(float(t)) if torch.as_tensor(t).ndim == 0 else None
+        if k is None or k >= len(self.stored):
+            raise RuntimeError(f"the pilot's one-step solver evaluated at t = {t}, not at a teacher state")
+        ref = self.states[k]
+        if not torch.allclose(x.reshape(ref.shape), ref, rtol=0.0, atol=1e-9 * (1.0 + float(ref.abs().max()))):
+            raise RuntimeError(f"the pilot's one-step solver evaluated away from the teacher state at t = {float(t)}")
+        return self.stored[k]
+
+
+_CACHE: "weakref.WeakKeyDictionary[FieldProvider, dict]" = weakref.WeakKeyDictionary()
+
+
+def _cached(provider: FieldProvider) -> dict:
+    if provider not in _CACHE:
+        _CACHE[provider] = {}
+    return _CACHE[provider]
+
+
+def _teacher_for(provider: FieldProvider, setup: SamplingSetup, shape: tuple[int, ...], config: PilotConfig,
+                 min_rows: int) -> dict[str, Any]:
+    times = fine_times(setup, provider.schedule, config.fine_steps)
+    key = ("teacher", config, shape, tuple(times.tolist()), min_rows)
+    cache = _cached(provider)
+    if key not in cache:
+        t0 = time.perf_counter()
+        model = MinRowsProvider(provider, min_rows) if min_rows > 1 else provider
+        counter = CountingProvider(model)
+        x0 = per_sample_normal(config.seed, range(config.rows), shape, stream=PILOT_STREAM)
+        states = teacher(counter, times, x0, config.substeps)
+        coarse = teacher(counter, times, x0, max(config.substeps // 2, 1)) if config.substeps > 1 else None
+        change = None if coarse is None else float((states[-1] - coarse[-1]).pow(2).mean().sqrt())
+        fields = [counter.fields(times[k], states[k]) for k in range(times.numel() - 1)]
+        cache[key] = {"times": times, "states": states, "fields": fields,
+                      "info": {"rows": config.rows, "seed": config.seed, "stream": PILOT_STREAM,
+                               "fine_points": times.numel(), "substeps": config.substeps,
+                               "teacher_rms_change_at_t1": change, "model_calls": counter.calls,
+                               "seconds": round(time.perf_counter() - t0, 1)}}
+    return cache[key]
+
+
+def frame_cost_matrix(frame: Frame, provider: FieldProvider, setup: SamplingSetup, shape: tuple[int, ...],
+                      config: PilotConfig = PilotConfig(), min_rows: int = 8) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """``(fine times, C, teacher info)``: the one-step cost matrix of ``frame``'s first-order solver
+    on the pilot teacher (module docstring)."""
+    if frame.pilot_solver is None:
+        raise ValueError(f"the {frame.name} frame has no pilot grids (it does not integrate in the training time)")
+    data = _teacher_for(provider, setup, tuple(shape), config, min_rows)
+    key = ("cost", frame.pilot_solver, setup.sigma, id(setup.approx))
+    if key not in data:
+        replay = _Replay(provider.schedule, data["times"], data["states"], data["fields"])
+        field = frame.provider(replay, setup)
+        method = StepMethod.of(frame.pilot_solver)
+        noise = Noise(config.seed, tuple(range(config.rows)), tuple(shape))
+
+        def step(t0: float, t1: float, x: torch.Tensor) -> torch.Tensor:
+            return method.solve(field, 1, torch.tensor([t0, t1], dtype=torch.float64), x, noise, setup)
+
+        data[key] = (cost_matrix(step, data["states"], data["times"]), setup.approx)  # (keeps approx alive: its id is the key)
+    return data["times"], data[key][0], data["info"]
+
+
+def dp_grid_for(frame: Frame, provider: FieldProvider, setup: SamplingSetup, steps: int, shape: tuple[int, ...],
+                config: PilotConfig = PilotConfig(), min_rows: int = 8) -> tuple[torch.Tensor, dict]:
+    """The ``dp`` grid of ``steps`` steps for ``frame`` and the pilot's record."""
+    times, cost, info = frame_cost_matrix(frame, provider, setup, shape, config, min_rows)
+    if steps > times.numel() - 1:
+        raise ValueError(f"the dp grid has at most {times.numel() - 1} steps (fine points of the pilot: "
+                         f"{times.numel()}); asked for {steps}")
+    path, total = dp_select(cost, steps)
+    grid = times[path].clone()
+    grid[0], grid[-1] = 0.0, 1.0
+    return check_grid(grid), {**info, "solver": frame.pilot_solver, "dp_cost": total}
+
+
+def pilot_grid(kind: str, frame: Frame, provider: FieldProvider, setup: SamplingSetup, steps: int,
+               shape: tuple[int, ...], min_rows: int = 8, config: PilotConfig = PilotConfig()) -> torch.Tensor:
+    """The pilot grid ``kind`` (``dp``) of ``steps`` steps in ``frame``."""
+    if kind not in frame.pilot_grids:
+        raise ValueError(f"{kind!r} is not a pilot grid of the {frame.name} frame; known: {', '.join(frame.pilot_grids) or 'none'}")
+    return dp_grid_for(frame, provider, setup, steps, shape, config, min_rows)[0]
+
+
+def pilot_record(provider: FieldProvider) -> list[dict]:
+    """What the pilots run on ``provider`` in this process cost (for run records and the bench)."""
+    return [v["info"] for k, v in _cached(provider).items() if k[0] == "teacher"]
