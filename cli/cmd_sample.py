@@ -8,7 +8,8 @@ Examples::
     lazysi sample --model gaussian --sampler lazy-ode --steps 1 --n 1000 --out runs/g
     lazysi sample --model mnist --sampler unipc --steps 8 --out runs/unipc8       # a peer (pip install 'lazysi[bench]')
     lazysi sample --model path/to/stem --sampler heun --steps 16 --grid lambda --out runs/h
-    lazysi sample --model mnist --sampler lazy-cov-pc --nfe-budget 6 --out runs/b6   # steps placed by pilot trajectories
+    lazysi sample --model mnist --sampler lazy-cov-pc --nfe-budget 6 --out runs/b6   # steps placed by a pilot run
+    lazysi sample --model mnist --sampler lazy-cov-pc --adaptive --tol 0.003 --out runs/a   # step-size control
     torchrun --nproc_per_node 2 -m lazysi sample --model mnist --sampler lazy-ode --steps 4 \\
         --num-samples 10000 --shard-size 500 --out runs/big   # add --resume to continue
 
@@ -48,8 +49,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="one of: " + ", ".join(SAMPLERS) + " (NAME@GRID: on another grid of its frame)")
     p.add_argument("--steps", type=int, default=None, help="number of steps (run.json records the counted NFE)")
     p.add_argument("--nfe-budget", type=int, default=None, metavar="N",
-                   help="instead of --steps: spend exactly N model evaluations per sample, placed where pilot "
-                        "trajectories of the model say (the dp grid; docs/samplers.md)")
+                   help="instead of --steps: spend exactly N model evaluations per sample, placed where a pilot run "
+                        "of the model says (the ctrl grid of the predictor-correctors lazy-cov-pc*, else the dp grid)")
+    p.add_argument("--adaptive", action="store_true",
+                   help="instead of --steps: step-size control with the sampler's free error estimate on a pilot "
+                        "run (lazy-cov-pc*; --tol); every sample then runs on the accepted times")
+    p.add_argument("--tol", type=float, default=None, help="--adaptive: tolerance on the estimated local error (RMS)")
     p.add_argument("--n", "--num-samples", dest="n", type=int, default=64,
                    help="number of samples (under torchrun write --num-samples: torchrun itself takes --n* as abbreviations)")
     p.add_argument("--seed", type=int, default=0, help="base seed (sample i uses (seed, i))")
@@ -93,11 +98,16 @@ def run(args: argparse.Namespace) -> int:
     from lazysi.numeric.io.runs import RunInterrupted, run_to_folder
     from lazysi.numeric.io.shards import ShardError
     from lazysi.numeric.models.model import Model
+    from lazysi.numeric.sampling.frames import PILOT_GRIDS
     from lazysi.numeric.sampling.generate import generate
     from lazysi.numeric.sampling.registry import resolve, retarget
 
-    if (args.steps is None) == (args.nfe_budget is None):
-        raise UsageError("give --steps or --nfe-budget (one of them)")
+    if [args.steps is not None, args.nfe_budget is not None, args.adaptive].count(True) != 1:
+        raise UsageError("give one of --steps, --nfe-budget, --adaptive")
+    if args.adaptive != (args.tol is not None):
+        raise UsageError("--adaptive and --tol go together")
+    if args.tol is not None and not (args.tol > 0 and math.isfinite(args.tol)):
+        raise UsageError(f"--tol must be positive and finite, got {args.tol}")
     for flag in ("steps", "nfe_budget", "n", "batch"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
@@ -129,17 +139,23 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--target: {exc}") from None
     elif args.param:
         raise UsageError("--param sets parameters of --target; there is no --target")
+    if args.nfe_budget is not None or args.adaptive:
+        flag = "--nfe-budget" if args.nfe_budget is not None else "--adaptive"
+        if args.grid is not None:
+            raise UsageError(f"{flag} chooses the grid; drop --grid {args.grid}")
+    if args.adaptive and not spec.controllable:
+        raise UsageError(f"--adaptive needs a free error estimate, which {spec.name} has not "
+                         "(the predictor-correctors lazy-cov-pc, lazy-cov-pcd, lazy-cov-pc4, lazy-cov-pc4d have one)")
     if args.nfe_budget is not None:
-        if "dp" not in spec.grids:
-            raise UsageError(f"--nfe-budget places the steps by the dp grid, which {spec.name} does not take "
-                             f"(its grids: {', '.join(spec.grids) or 'its own only'})")
-        if args.grid not in (None, "dp"):
-            raise UsageError(f"--nfe-budget chooses the grid (dp); drop --grid {args.grid}")
+        budget = next((g for g in ("ctrl", "dp") if g in spec.grids), None)
+        if budget is None:
+            raise UsageError(f"--nfe-budget places the steps by a pilot grid (ctrl or dp), which {spec.name} does not "
+                             f"take (its grids: {', '.join(spec.grids) or 'its own only'})")
         args.steps = spec.steps_for(args.nfe_budget)
         if args.steps is None:
             raise UsageError(f"{spec.name} cannot spend exactly {args.nfe_budget} evaluations "
                              f"(its NFE for n steps: {', '.join(str(spec.nfe(n)) for n in (1, 2, 3, 4))}, ...)")
-        args.grid = "dp"
+        args.grid = budget
     if args.grid is not None and args.grid not in spec.grids:
         raise UsageError(f"--grid {args.grid} is not a grid of {spec.name}; it takes "
                          + (", ".join(spec.grids) if spec.grids else "no grid (it runs on its own)"))
@@ -165,15 +181,18 @@ def run(args: argparse.Namespace) -> int:
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     threads = args.threads if args.threads is not None else torch.get_num_threads()
     grid, pilot = args.grid, None
-    kind = args.grid or spec.grid
-    if kind in spec.frame.pilot_grids:  # built once here (every rank the same), recorded, passed as times
+    kind = "adaptive" if args.adaptive else (args.grid or spec.grid)
+    if kind in PILOT_GRIDS or args.adaptive:  # built once here (every rank the same), recorded, passed as times
         from lazysi.numeric.sampling.generate import intra_op_threads
-        from lazysi.numeric.sampling.pilot import dp_grid_for
+        from lazysi.numeric.sampling.pilot import adaptive_grid_for, pilot_grid
 
-        print(f"lazysi sample: building the {kind} grid from pilot trajectories of the model ...", file=sys.stderr)
+        print(f"lazysi sample: building the {kind} grid from a pilot run of the model ...", file=sys.stderr)
         with intra_op_threads(threads):
-            times, pilot = dp_grid_for(spec.frame, model.provider, setup, spec.run_steps(args.steps), model.shape)
-        grid = times
+            if args.adaptive:
+                grid, pilot = adaptive_grid_for(spec, model.provider, setup, model.shape, args.tol)
+                args.steps = grid.numel() - 1
+            else:
+                grid, pilot = pilot_grid(kind, spec, model.provider, setup, spec.run_steps(args.steps), model.shape)
 
     def generate_fn(indices: list[int]):
         return generate(spec, model.provider, args.steps, indices, args.seed, model.shape, setup=setup, grid=grid,

@@ -129,11 +129,14 @@ def test_nfe_budget_runs_on_the_dp_grid_and_records_it(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    ([], "give --steps or --nfe-budget"),
-    (["--steps", "2", "--nfe-budget", "2"], "give --steps or --nfe-budget"),
+    ([], "give one of --steps, --nfe-budget, --adaptive"),
+    (["--steps", "2", "--nfe-budget", "2"], "give one of --steps, --nfe-budget, --adaptive"),
+    (["--adaptive"], "--adaptive and --tol go together"),
+    (["--adaptive", "--tol", "0.01"], "--adaptive needs a free error estimate, which euler has not"),
+    (["--adaptive", "--tol", "-1", "--sampler2", "lazy-cov-pc"], "--tol must be positive"),
     (["--nfe-budget", "3", "--sampler2", "midpoint"], "cannot spend exactly 3 evaluations"),
     (["--nfe-budget", "3", "--sampler2", "lazy-ode"], "which lazy-ode does not take"),
-    (["--nfe-budget", "3", "--grid", "uniform"], "drop --grid uniform"),
+    (["--nfe-budget", "3", "--grid", "uniform"], "chooses the grid; drop --grid uniform"),
 ])
 def test_nfe_budget_errors(tmp_path, capsys, argv, message):
     sampler = "euler"
@@ -144,3 +147,28 @@ def test_nfe_budget_errors(tmp_path, capsys, argv, message):
     full = ["sample", "--model", "gaussian", "--sampler", sampler, "--n", "2", "--out", str(tmp_path / "x"), "--no-progress", *argv]
     assert main(full) == 2
     assert message in capsys.readouterr().err
+
+
+def test_budget_and_adaptive_of_a_predictor_corrector(tmp_path):
+    """lazy-cov-pc: ``--nfe-budget N`` runs on the ctrl grid (step-size control at the tolerance that
+    gives N steps), ``--adaptive --tol`` on the accepted times of the control; both recorded, both
+    equal to the library's run on the recorded times."""
+    import torch
+
+    from lazysi.numeric.models.model import Model
+    from lazysi.numeric.sampling.generate import generate
+
+    model = Model.load("mnist-gmm")
+    for name, flags in (("b", ["--nfe-budget", "5"]), ("a", ["--adaptive", "--tol", "0.05"])):
+        x, rec = _sample(tmp_path, name, "--model", "mnist-gmm", "--sampler", "lazy-cov-pc", *flags, "--n", "3")
+        opts = rec["options"]
+        times = torch.tensor(opts["grid_times"], dtype=torch.float64)
+        assert opts["grid"] == ("ctrl" if name == "b" else "adaptive") and opts["pilot"]["solver"] == "exp-pc"
+        assert rec["nfe"] == times.numel() - 1 == opts["steps"]
+        if name == "b":
+            assert rec["nfe"] == 5
+        else:
+            assert opts["pilot"]["tol"] == 0.05 and opts["pilot"]["max_estimate"] <= 0.05
+        ref, _ = generate("lazy-cov-pc", model.provider, opts["steps"], range(3), 0, model.shape,
+                          setup=model.setup(), grid=times)
+        assert np.array_equal(x, ref.to(torch.float32).numpy())

@@ -49,8 +49,9 @@ from lazysi.numeric.sampling.seeding import per_sample_normal
 __all__ = ["SamplingSetup", "Frame", "FRAMES", "PILOT_GRIDS", "CentredProvider", "lazy_provider", "conversion_to", "target_frame"]
 
 
-#: grids built from pilot trajectories of the model (:mod:`lazysi.numeric.sampling.pilot`)
-PILOT_GRIDS = ("dp",)
+#: grids built from pilot runs of the model (:mod:`lazysi.numeric.sampling.pilot`): ``dp`` (every
+#: sampler of a frame with a ``pilot_solver``) and ``ctrl`` (the samplers with a free error estimate)
+PILOT_GRIDS = ("dp", "ctrl")
 
 
 @dataclass(frozen=True)
@@ -143,9 +144,9 @@ class Frame:
 
     @property
     def pilot_grids(self) -> tuple[str, ...]:
-        """The grids built from pilot trajectories of the model (:data:`PILOT_GRIDS`; none without a
-        ``pilot_solver``)."""
-        return PILOT_GRIDS if self.pilot_solver is not None else ()
+        """The grid built from pilot trajectories of the model for every sampler of the frame (``dp``;
+        none without a ``pilot_solver``)."""
+        return PILOT_GRIDS[:1] if self.pilot_solver is not None else ()
 
     @property
     def grids(self) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from lazysi.numeric.fields.providers import FieldProvider
-from lazysi.numeric.sampling.frames import SamplingSetup
+from lazysi.numeric.sampling.frames import PILOT_GRIDS, SamplingSetup
 from lazysi.numeric.sampling.methods import Noise
 from lazysi.numeric.sampling.rows import MIN_ROWS, CountingProvider, MinRowsProvider
 from lazysi.numeric.sampling.pilot import pilot_grid
@@ -63,9 +63,9 @@ def generate(
 
     ``provider``: the model on its training schedule; ``setup``: its lazy data scale, centring mean,
     Gaussian approximation (:meth:`lazysi.numeric.models.model.Model.setup` builds it); ``grid``:
-    a grid name of the sampler's frame (a pilot grid such as ``dp`` is built from pilot
-    trajectories of ``provider``, :mod:`~lazysi.numeric.sampling.pilot`; its model calls are not
-    counted in the returned NFE), ``steps + 1`` explicit times, or None for the sampler's default.
+    a grid name of the sampler (a pilot grid, ``dp`` or ``ctrl``, is built from pilot runs of
+    ``provider``, :mod:`~lazysi.numeric.sampling.pilot`; its model calls are not counted in the
+    returned NFE), ``steps + 1`` explicit times, or None for the sampler's default.
     ``min_rows`` pads every model call to at least that many rows (see :class:`MinRowsProvider`);
     pass 1 for a network whose conditioning is tied to the batch.
     """
@@ -84,8 +84,8 @@ def generate(
         counter = CountingProvider(MinRowsProvider(provider, min_rows) if min_rows > 1 else provider)
         field = spec.frame.provider(counter, setup)
         kind = spec.grid if grid is None else grid
-        if isinstance(kind, str) and kind in spec.frame.pilot_grids:  # built from pilot trajectories of the model
-            tgrid = pilot_grid(kind, spec.frame, provider, setup, n, shape, min_rows)
+        if isinstance(kind, str) and kind in PILOT_GRIDS:  # built from pilot runs of the model
+            tgrid = pilot_grid(kind, spec, provider, setup, n, shape, min_rows)[0]
         else:
             tgrid = None if kind is None else spec.frame.grid(kind, field.schedule, n, setup)
         x0 = spec.frame.initial(seed, idx, shape, dtype, device, field.schedule)

@@ -17,7 +17,7 @@ from lazysi.numeric.sampling.frame import GaussianTerm
 from lazysi.numeric.sampling.frame_sde import GaussianSDETerm
 from lazysi.numeric.sampling.frames import SamplingSetup
 from lazysi.numeric.sampling.seeding import per_sample_normal, sample_seed
-from lazysi.numeric.sampling.solvers import Solver, get_solver, integrate, provider_ode, provider_sde
+from lazysi.numeric.sampling.solvers import ControlRecord, Solver, control_times, get_solver, integrate, provider_ode, provider_sde
 
 __all__ = ["Noise", "Method", "StepMethod"]
 
@@ -107,3 +107,15 @@ class StepMethod:
             return integrate(self.solver, term, grid, x0.reshape(x0.shape[0], -1)).reshape(x0.shape)
         term = GaussianTerm(provider, setup.approx, tuple(x0.shape[1:]), x0.dtype, x0.device)
         return integrate(self.solver, term, grid, x0.reshape(x0.shape[0], -1)).reshape(x0.shape)
+
+    def control(self, provider: FieldProvider, x0: torch.Tensor, setup: SamplingSetup, tol: float) -> ControlRecord:
+        """Step-size control of this solver from ``x0`` at t = 0 to t = 1 with its free error estimate
+        (:func:`~lazysi.numeric.sampling.solvers.control_times`): the accepted times are a grid.
+        Needs a solver with an ``estimate`` (the covariance-aware predictor-correctors)."""
+        if self.solver.estimate is None or self.solver.kind != "frame":
+            raise ValueError(f"{self.name} has no free error estimate: step-size control needs a predictor-corrector "
+                             "of the Gaussian frame (exp-pc, exp-pc4)")
+        if setup.approx is None:
+            raise ValueError(f"{self.name} integrates in the Gaussian frame: the setup needs a Gaussian approximation")
+        term = GaussianTerm(provider, setup.approx, tuple(x0.shape[1:]), x0.dtype, x0.device)
+        return control_times(self.solver, term, 0.0, 1.0, x0.reshape(x0.shape[0], -1), tol)

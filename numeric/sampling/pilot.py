@@ -37,7 +37,7 @@ import torch
 
 from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.sampling.dp_grid import cost_matrix, dp_select
-from lazysi.numeric.sampling.frames import FRAMES, Frame, SamplingSetup
+from lazysi.numeric.sampling.frames import FRAMES, PILOT_GRIDS, Frame, SamplingSetup
 from lazysi.numeric.sampling.grids import check_grid, uniform
 from lazysi.numeric.sampling.methods import Noise, StepMethod
 from lazysi.numeric.sampling.rows import CountingProvider, MinRowsProvider
@@ -45,7 +45,7 @@ from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.numeric.sampling.solvers import integrate, provider_ode
 
 __all__ = ["PILOT_STREAM", "PilotConfig", "fine_times", "teacher", "frame_cost_matrix", "dp_grid_for", "pilot_grid",
-           "pilot_record"]
+           "adaptive_grid_for", "budget_grid_for", "pilot_record"]
 
 PILOT_STREAM = "pilot"
 _MIN_GAP = 1e-9  # fine points closer than this are one point
@@ -182,14 +182,92 @@ def dp_grid_for(frame: Frame, provider: FieldProvider, setup: SamplingSetup, ste
     return check_grid(grid), {**info, "solver": frame.pilot_solver, "dp_cost": total}
 
 
-def pilot_grid(kind: str, frame: Frame, provider: FieldProvider, setup: SamplingSetup, steps: int,
-               shape: tuple[int, ...], min_rows: int = 8, config: PilotConfig = PilotConfig()) -> torch.Tensor:
-    """The pilot grid ``kind`` (``dp``) of ``steps`` steps in ``frame``."""
-    if kind not in frame.pilot_grids:
-        raise ValueError(f"{kind!r} is not a pilot grid of the {frame.name} frame; known: {', '.join(frame.pilot_grids) or 'none'}")
-    return dp_grid_for(frame, provider, setup, steps, shape, config, min_rows)[0]
+def pilot_grid(kind: str, spec, provider: FieldProvider, setup: SamplingSetup, steps: int, shape: tuple[int, ...],
+               min_rows: int = 8, config: PilotConfig = PilotConfig()) -> tuple[torch.Tensor, dict]:
+    """The pilot grid ``kind`` of ``steps`` steps for the sampler ``spec`` and the pilot's record:
+    ``dp`` (:func:`dp_grid_for`) or ``ctrl`` (:func:`budget_grid_for`)."""
+    if kind not in spec.grids or kind not in PILOT_GRIDS:
+        raise ValueError(f"{kind!r} is not a pilot grid of {spec.name}; its grids: {', '.join(spec.grids) or 'its own only'}")
+    if kind == PILOT_GRIDS[0]:
+        return dp_grid_for(spec.frame, provider, setup, steps, shape, config, min_rows)
+    return budget_grid_for(spec, provider, setup, shape, steps, config, min_rows)
+
+
+def budget_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape: tuple[int, ...], steps: int,
+                    config: PilotConfig = PilotConfig(), min_rows: int = 8, iterations: int = 24) -> tuple[torch.Tensor, dict]:
+    """The ``ctrl`` grid (``--nfe-budget``): the step-size control of :func:`adaptive_grid_for` at the
+    tolerance whose accepted grid has exactly ``steps`` steps, found by bisection on ``log tol``
+    (``iterations`` at most, each one pilot run). Where no tolerance gives exactly ``steps`` (the
+    count jumps), the closest grid with fewer steps gets its longest steps halved until it has
+    ``steps`` (``"filled"`` in the record)."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if steps == 1:  # the control takes at least two steps (control_times): one step is the whole interval
+        return torch.tensor([0.0, 1.0], dtype=torch.float64), {"steps": 1, "filled": 0, "search_model_calls": 0}
+    lo, hi = -14.0, 2.0  # log10 tol: tiny -> many steps, large -> one step
+    best: tuple[torch.Tensor, dict] | None = None
+    calls = 0
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        grid, info = adaptive_grid_for(spec, provider, setup, shape, 10.0 ** mid, config, min_rows)
+        calls += info["model_calls"]
+        n = grid.numel() - 1
+        if n == steps:
+            best = (grid, info)
+            break
+        if n > steps:
+            lo = mid
+        else:
+            hi = mid
+            if best is None or n > best[0].numel() - 1:
+                best = (grid, info)
+    if best is None:  # every tolerance tried gave more steps than asked: the loosest one's first steps
+        raise RuntimeError(f"step-size control gave more than {steps} steps even at tol = 10^{hi:.1f}")
+    grid, info = best
+    filled = 0
+    while grid.numel() - 1 < steps:  # halve the longest step
+        k = int(torch.argmax(grid[1:] - grid[:-1]))
+        grid = torch.cat([grid[:k + 1], 0.5 * (grid[k:k + 1] + grid[k + 1:k + 2]), grid[k + 1:]])
+        filled += 1
+    return check_grid(grid), {**info, "steps": steps, "filled": filled, "search_model_calls": calls}
+
+
+def adaptive_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape: tuple[int, ...], tol: float,
+                      config: PilotConfig = PilotConfig(), min_rows: int = 8) -> tuple[torch.Tensor, dict]:
+    """``--adaptive --tol TOL``: step-size control of ``spec``'s solver with its free error estimate
+    (predictor vs corrector, RMS over the pilot rows) on the pilot noise; the accepted times are the
+    grid every sample then runs on (so the control costs the pilot's evaluations once, the samples
+    one evaluation per step, and a sample never depends on its batch). The tolerance is on the
+    pilot's estimated local errors, not a per-sample guarantee."""
+    method = spec.method
+    if not hasattr(method, "control"):
+        raise ValueError(f"{spec.name} has no free error estimate (a peer's loop); --adaptive needs a "
+                         "predictor-corrector sampler of ours (lazy-cov-pc, lazy-cov-pcd, lazy-cov-pc4, lazy-cov-pc4d)")
+    if spec.frame.start != "noise":
+        raise ValueError(f"{spec.name}: the pilot starts at the noise, the {spec.frame.name} frame elsewhere")
+    key = ("adaptive", method.name, float(tol), spec.frame.name, setup.sigma, id(setup.approx), config, tuple(shape), min_rows)
+    cache = _cached(provider)
+    if key not in cache:
+        t0 = time.perf_counter()
+        counter = CountingProvider(MinRowsProvider(provider, min_rows) if min_rows > 1 else provider)
+        field = spec.frame.provider(counter, setup)
+        x0 = per_sample_normal(config.seed, range(config.rows), shape, stream=PILOT_STREAM)
+        rec = method.control(field, x0, setup, tol)
+        grid = check_grid(torch.tensor(rec.times, dtype=torch.float64))
+        cache[key] = (grid, {"rows": config.rows, "seed": config.seed, "stream": PILOT_STREAM, "tol": float(tol),
+                             "solver": method.name, "steps": grid.numel() - 1, "rejected": rec.rejected,
+                             "attempts": rec.attempts, "max_estimate": max(rec.estimates, default=0.0),
+                             "model_calls": counter.calls, "seconds": round(time.perf_counter() - t0, 1)}, setup.approx)
+    grid, info, _ = cache[key]
+    return grid.clone(), dict(info)
 
 
 def pilot_record(provider: FieldProvider) -> list[dict]:
     """What the pilots run on ``provider`` in this process cost (for run records and the bench)."""
-    return [v["info"] for k, v in _cached(provider).items() if k[0] == "teacher"]
+    out = []
+    for key, v in _cached(provider).items():
+        if key[0] == "teacher":
+            out.append({"grid": "dp", **v["info"]})
+        elif key[0] == "adaptive":
+            out.append({"grid": "ctrl/adaptive", **v[1]})
+    return out

@@ -62,7 +62,17 @@ class SamplerSpec:
         own grid that also runs on explicit times accepts the frame's pilot grids)."""
         if self.grid is None:
             return self.frame.pilot_grids if getattr(self.method, "explicit_grid", False) else ()
-        return (self.grid,) if self.fixed_grid else self.frame.grids
+        if self.fixed_grid:
+            return (self.grid,)
+        return (*self.frame.grids, *(("ctrl",) if self.controllable else ()))
+
+    @property
+    def controllable(self) -> bool:
+        """Whether the sampler has a free error estimate for step-size control (``--adaptive``, the
+        ``ctrl`` grid): a predictor-corrector of a frame with pilot grids that starts at the noise."""
+        solver = getattr(self.method, "solver", None)
+        return (solver is not None and solver.estimate is not None and bool(self.frame.pilot_grids)
+                and self.frame.start == "noise")
 
     def run_steps(self, steps: int) -> int:
         """The number of steps actually run for ``steps`` requested."""

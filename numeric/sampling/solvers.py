@@ -41,6 +41,7 @@ non-finite value appears, keeping the states computed so far.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -60,6 +61,8 @@ __all__ = [
     "SOLVERS",
     "get_solver",
     "integrate",
+    "ControlRecord",
+    "control_times",
     "provider_ode",
     "provider_sde",
 ]
@@ -100,7 +103,9 @@ class Solver:
 
     ``kind``: the field it steps (``"ode"``, ``"sde"``, ``"frame"``, ``"frame-sde"``). ``final``: the
     step used instead of ``step`` on the last step; ``low_final`` replaces it when the run has fewer
-    than ``low_final_below`` steps.
+    than ``low_final_below`` steps. ``estimate``: a step of lower order on the same state that
+    makes no model evaluation of its own (a predictor-corrector's predictor): ``step - estimate``
+    is the local error estimate of :func:`control_times`.
     ``evals(n)``: model evaluations of an ``n``-step run."""
 
     name: str
@@ -111,6 +116,7 @@ class Solver:
     final: Step | None = None
     low_final: Step | None = None
     low_final_below: int = 0
+    estimate: Step | None = None
 
     def pick(self, k: int, n: int) -> Step:
         """The step function for step ``k`` of an ``n``-step run."""
@@ -426,13 +432,14 @@ SOLVERS: dict[str, Solver] = {
         Solver("exp-euler", "frame", 1.0, _exp_euler, _steps),
         Solver("exp-ab2", "frame", 2.0, _exp_ab2, _steps),
         # below 15 steps the last step is first order, as diffusers' DPM-Solver/UniPC lower_order_final
-        Solver("exp-pc", "frame", 3.0, _exp_pc, _steps, final=_exp_ab2, low_final=_exp_euler, low_final_below=15),
-        Solver("exp-pc-denoise", "frame", 3.0, _exp_pc, _steps, final=_exp_denoise),
+        Solver("exp-pc", "frame", 3.0, _exp_pc, _steps, final=_exp_ab2, low_final=_exp_euler, low_final_below=15,
+               estimate=_exp_ab2),
+        Solver("exp-pc-denoise", "frame", 3.0, _exp_pc, _steps, final=_exp_denoise, estimate=_exp_ab2),
         # last step (no evaluation at its end, NFE = steps): the predictor, per sample at the order
         # whose extrapolation best predicted the latest evaluation (_backtested_orders)
         Solver("exp-ab3", "frame", 3.0, _exp_ab(3), _steps, final=_exp_ab(3, backtest=True)),
-        Solver("exp-pc4", "frame", 4.0, _exp_pc_order(4), _steps, final=_exp_ab(3, backtest=True)),
-        Solver("exp-pc4-denoise", "frame", 4.0, _exp_pc_order(4), _steps, final=_exp_denoise_history),
+        Solver("exp-pc4", "frame", 4.0, _exp_pc_order(4), _steps, final=_exp_ab(3, backtest=True), estimate=_exp_ab(3)),
+        Solver("exp-pc4-denoise", "frame", 4.0, _exp_pc_order(4), _steps, final=_exp_denoise_history, estimate=_exp_ab(3)),
         Solver("exp-sde1", "frame-sde", 1.0, _exp_sde(1), _steps),
         Solver("exp-sde2", "frame-sde", 1.0, _exp_sde(2), _steps),
         Solver("exp-sde3", "frame-sde", 1.0, _exp_sde(3), _steps),
@@ -473,6 +480,66 @@ def integrate(solver: str | Solver, field, grid: torch.Tensor, x0: torch.Tensor,
         else:
             states = [x]
     return states if keep_path else x
+
+
+@dataclass(frozen=True)
+class ControlRecord:
+    """What :func:`control_times` did: the accepted times, the estimate of each accepted step, the
+    rejected attempts and the steps it evaluated (each attempt is one step of the solver)."""
+
+    times: list[float]
+    estimates: list[float]
+    rejected: int
+    attempts: int
+
+
+def control_times(solver: Solver, field, t0: float, t1: float, x0: torch.Tensor, tol: float, *, h0: float = 0.5,
+                  max_steps: int = 1000) -> ControlRecord:
+    """Step-size control with a solver's free error estimate: each attempted step from ``t`` to
+    ``t + h`` computes ``solver.step`` and its lower-order ``solver.estimate`` on the same state (the
+    predictor, no extra evaluation); the estimate is the RMS over all rows and coordinates of their
+    difference (the pathwise RMSE's norm). Accepted when it is <= ``tol``; the next ``h`` is
+    ``h min(2, max(0.2, 0.9 (tol/err)^(1/p)))`` with ``p = solver.order`` (the estimate is the
+    predictor's local error, ``O(h^p)``), after a rejection at most the rejected ``h`` shrunk so. No
+    step is longer than half of ``[t0, t1]`` (``h0``, the first attempt, defaults to that): the
+    residual of the Gaussian frame vanishes at both ends of the interpolant (``E[X | Z] = mu`` at the
+    base, ``E[Z | X] = 0`` at the data), so a step from end to end would see a zero estimate.
+    Time runs forward from ``t0`` to ``t1``; the accepted times (with both ends) are a grid on which
+    the solver's own run spends one evaluation per step. Raises when the estimate stays non-finite
+    or ``max_steps`` attempts do not reach ``t1``."""
+    if solver.estimate is None:
+        raise ValueError(f"{solver.name} has no error estimate (no predictor on its state)")
+    if not (tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be positive and finite, got {tol}")
+    t, x, state = float(t0), x0, None
+    times, estimates, rejected, attempts = [t], [], 0, 0
+    h_max = 0.5 * (t1 - t0)
+    h = min(h0, h_max)
+    p = solver.order
+    while t < t1:
+        attempts += 1
+        if attempts > max_steps:
+            raise RuntimeError(f"step-size control did not reach t = {t1} in {max_steps} attempts (at t = {t}, tol {tol})")
+        tn = t1 if t + h >= t1 - 1e-12 else t + h
+        tt0, tt1 = torch.tensor(t, dtype=torch.float64), torch.tensor(tn, dtype=torch.float64)
+        est, _ = solver.estimate(field, tt0, tt1, x, state)
+        x1, new_state = solver.step(field, tt0, tt1, x, state)
+        err = float((x1 - est).pow(2).mean().sqrt())
+        if not math.isfinite(err):
+            rejected += 1
+            h *= 0.2
+            continue
+        factor = min(2.0, max(0.2, 0.9 * (tol / max(err, 1e-300)) ** (1.0 / p)))
+        if err <= tol:
+            t, x, state = tn, x1, new_state
+            times.append(tn)
+            estimates.append(err)
+            h = min(h * factor, h_max)
+        else:
+            rejected += 1
+            h = h * min(factor, 0.9)
+    times[-1] = float(t1)
+    return ControlRecord(times, estimates, rejected, attempts)
 
 
 def provider_ode(provider) -> ODE:
