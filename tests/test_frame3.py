@@ -52,8 +52,9 @@ def test_k_kernel_matches_mpmath(d):
 
 
 def test_newton_propagation_matches_mpmath():
-    """propagate(x, t0, t1, [c0, c1, c2, c3], [n0, n1, n2]) = Gaussian flow + phi_1 int r/phi per
-    coordinate of a diagonal frame, r the Newton polynomial; oracle: mpmath quadrature."""
+    """propagate(z, t0, t1, [c0, c1, c2, c3], [n0, n1, n2]) = Gaussian flow + phi_1 int r/phi per
+    coordinate of a diagonal frame (state in and out through enter/leave), r the Newton polynomial;
+    oracle: mpmath quadrature."""
     d = torch.tensor([0.05, 0.7, 3.0], dtype=torch.float64)
     mu = torch.tensor([0.3, -0.2, 1.1], dtype=torch.float64)
     provider = GaussianProvider(LINEAR, mu, d)
@@ -63,9 +64,9 @@ def test_newton_propagation_matches_mpmath():
     coefs = [torch.tensor([[0.2, -0.5, 1.0]], dtype=torch.float64) * (j + 1) * (-1) ** j for j in range(4)]
     nodes = [0.41, 0.62, 0.18]
     t0, t1 = 0.41, 0.62
-    for deg in range(4):
-        got = term.propagate(x, torch.tensor(t0, dtype=torch.float64), torch.tensor(t1, dtype=torch.float64),
-                             coefs[:deg + 1], nodes)
+    ta, tb = torch.tensor(t0, dtype=torch.float64), torch.tensor(t1, dtype=torch.float64)
+    for deg in range(4):  # the diagonal frame's eigen layout is y = x - beta mu itself: coefs go in as they are
+        got = term.leave(tb, term.propagate(term.enter(ta, x), ta, tb, coefs[:deg + 1], nodes))
         for j in range(3):
             md, mm = mpmath.mpf(float(d[j])), mpmath.mpf(float(mu[j]))
 

@@ -39,6 +39,11 @@ through its fields (``eta_X(0, 0) = E[X]``), never through the drift, whose x-co
 infinite at a point-mass base unless nu = 1. At t = 1 everything is finite (``d > 0``); the model
 is never evaluated at ``grid[-1]``.
 
+States and residuals are in the eigen layout of the ODE frame (:mod:`lazysi.numeric.sampling.frame`,
+:func:`~lazysi.numeric.sampling.frame.split_parts`) for the whole run: per model evaluation one join
+(the model's input) and one split (its ``eta_X``), per step one split (the step's normals); the
+transition itself is elementwise per coordinate.
+
 The weights ``W_j`` are computed by double-exponential (tanh-sinh) quadrature of the generated
 integrand (see :mod:`lazysi.symbolic.sde_frame` for why not closed forms), ``2 * DE_HALF + 1`` nodes.
 """
@@ -58,7 +63,7 @@ from lazysi.symbolic.sde_frame import SDE_KERNEL_NAMES, check_nu, derive_sde_ker
 
 from lazysi.numeric.fields.approx import GaussianApprox
 from lazysi.numeric.sampling import grids
-from lazysi.numeric.sampling.frame import join_parts, split_parts
+from lazysi.numeric.sampling.frame import expand_layout, join_parts, layout_variances, split_parts
 from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.numeric.sampling.solvers import get_solver, integrate
 from lazysi.numeric.fields.schedule import NumericSchedule
@@ -155,7 +160,8 @@ class GaussianSDETerm:
     per-step standard ``normals`` (steps, B, *shape): :meth:`residual` evaluates the model once,
     :meth:`propagate` takes step ``k`` with the Gaussian part exact (noise included) and the residual
     a polynomial through the given history. The step functions are ``exp-sde1/2/3`` of
-    :mod:`lazysi.numeric.sampling.solvers`. States are flattened ``(B, D)``."""
+    :mod:`lazysi.numeric.sampling.solvers`. States and residuals are in the eigen layout
+    (:meth:`enter`, :meth:`leave`; module docstring)."""
 
     def __init__(self, provider: FieldProvider, approx: GaussianApprox, normals: torch.Tensor, nu: float,
                  shape: tuple[int, ...], dtype: torch.dtype, device: str | torch.device):
@@ -171,66 +177,66 @@ class GaussianSDETerm:
         self.ap = GaussianApprox(approx.kind, self.mu, approx.variances.to(device=self.device, dtype=dtype),
                                  None if approx.basis is None else approx.basis.to(device=self.device, dtype=dtype),
                                  approx.rest, approx.shape)
-        self.variances = (approx.variances.to(torch.float64).cpu(), torch.tensor([approx.rest], dtype=torch.float64))
+        self.variances = layout_variances(approx).cpu()
         self.one = torch.ones(1, dtype=torch.float64)
 
     def _cast(self, v: torch.Tensor) -> torch.Tensor:
         return v.to(device=self.device, dtype=self.dtype)
 
+    def _coef(self, v: torch.Tensor) -> torch.Tensor:
+        """Per-variance float64 values -> per coordinate of the layout, on the state's device and dtype."""
+        return expand_layout(self.ap, self._cast(v))
+
     def _beta(self, tv: float) -> torch.Tensor:
         return self._cast(self.schedule.beta(torch.as_tensor(tv, dtype=torch.float64)))
 
-    def split(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return split_parts(self.ap, v)
+    def enter(self, tv, x: torch.Tensor) -> torch.Tensor:
+        """A data-space state ``x`` (B, D) at ``tv`` -> its eigen layout ``split(x - beta_t mu)``."""
+        return split_parts(self.ap, x - self._beta(tv) * self.mu)
 
-    def join(self, w: torch.Tensor, perp: torch.Tensor | None) -> torch.Tensor:
-        return join_parts(self.ap, w, perp)
+    def leave(self, tv, z: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`enter`: ``join(z) + beta_t mu`` (B, D)."""
+        return join_parts(self.ap, z) + self._beta(tv) * self.mu
 
-    def residual(self, tv: float, x: torch.Tensor) -> list[torch.Tensor | None]:
-        """``r = r_gain (eta_X - eta_X^G)`` in the frame's parts (eigen-coordinates, complement)."""
-        batch = x.shape[0]
-        eta_x, _ = self.provider.fields(torch.as_tensor(tv, dtype=torch.float64), x.reshape(batch, *self.shape))
-        parts_y = self.split(x - self._beta(tv) * self.mu)
-        parts_e = self.split(eta_x.reshape(batch, -1).to(self.dtype) - self.mu)
-        gain = self._cast(self.kern("r_gain", tv, self.one))
-        out: list[torch.Tensor | None] = []
-        for yj, ej, var in zip(parts_y, parts_e, self.variances):
-            out.append(None if yj is None else gain * (ej - self._cast(self.kern("gain_x", tv, var)) * yj))
-        return out
-
-    def data_prediction(self, tv: float, x: torch.Tensor) -> torch.Tensor:
-        """The model's ``eta_X`` at ``(tv, x)`` (flattened; one evaluation): the denoised end of a run."""
-        batch = x.shape[0]
+    def _eta_x(self, tv: float, z: torch.Tensor) -> torch.Tensor:
+        batch = z.shape[0]
+        x = self.leave(tv, z)
         eta_x, _ = self.provider.fields(torch.as_tensor(tv, dtype=torch.float64), x.reshape(batch, *self.shape))
         return eta_x.reshape(batch, -1).to(self.dtype)
 
-    def propagate(self, x: torch.Tensor, t0: float, t1: float, k: int,
-                  hist: list[tuple[float, list[torch.Tensor | None]]]) -> torch.Tensor:
+    def residual(self, tv: float, z: torch.Tensor) -> torch.Tensor:
+        """``r = r_gain (eta_X - eta_X^G)`` at ``(tv, z)`` in the eigen layout:
+        ``r_gain (split(eta_X - mu) - gain_x z)`` (one model evaluation)."""
+        centred = split_parts(self.ap, self._eta_x(tv, z) - self.mu)
+        gain = self._cast(self.kern("r_gain", tv, self.one))
+        return gain * (centred - self._coef(self.kern("gain_x", tv, self.variances)) * z)
+
+    def data_prediction(self, tv: float, z: torch.Tensor) -> torch.Tensor:
+        """The model's ``eta_X`` at ``(tv, z)`` (data space, (B, D); one evaluation): the denoised end
+        of a run."""
+        return self._eta_x(tv, z)
+
+    def propagate(self, z: torch.Tensor, t0: float, t1: float, k: int,
+                  hist: list[tuple[float, torch.Tensor]]) -> torch.Tensor:
         """Step ``k`` over ``[t0, t1]`` with the residual polynomial through ``hist`` (Newton form at
-        ``hist[-1]``, ``t0``): ``y1 = M y0 + sqrt(V) xi_k + sum_j W_j c_j``."""
-        batch, q = x.shape[0], len(hist)
-        parts_y = self.split(x - self._beta(t0) * self.mu)
-        parts_xi = self.split(self.normals[k].reshape(batch, -1).to(device=self.device, dtype=self.dtype))
-        new = []
-        for j, (yj, xij, var) in enumerate(zip(parts_y, parts_xi, self.variances)):
-            if yj is None:
-                new.append(None)
-                continue
-            m, v = self.kern.transition(t0, t1, var)
-            w = self.kern.weights(t0, t1, var, q)
-            r = [h[1][j] for h in hist]
-            ts = [h[0] for h in hist]
-            yn = self._cast(m) * yj + self._cast(v.sqrt()) * xij + self._cast(w[0]) * r[-1]
-            if q >= 2:
-                d1 = (r[-1] - r[-2]) / (ts[-1] - ts[-2])
-                yn = yn + self._cast(w[1]) * d1
-            if q == 3:
-                d1_prev = (r[-2] - r[-3]) / (ts[-2] - ts[-3])
-                d2 = (d1 - d1_prev) / (ts[-1] - ts[-3])
-                # (s - t_k)(s - t_{k-1}) = (s - t_k)^2 + (t_k - t_{k-1})(s - t_k)
-                yn = yn + self._cast(w[2] + (ts[-1] - ts[-2]) * w[1]) * d2
-            new.append(yn)
-        return self.join(new[0], new[1]) + self._beta(t1) * self.mu
+        ``hist[-1]``, ``t0``), elementwise per coordinate of the layout:
+        ``z1 = M z0 + sqrt(V) split(xi_k) + sum_j W_j c_j``."""
+        batch, q = z.shape[0], len(hist)
+        xi = split_parts(self.ap, self.normals[k].reshape(batch, -1).to(device=self.device, dtype=self.dtype))
+        m, v = self.kern.transition(t0, t1, self.variances)
+        w = self.kern.weights(t0, t1, self.variances, q)
+        r = [h[1] for h in hist]
+        ts = [h[0] for h in hist]
+        out = self._coef(m) * z + self._coef(v.sqrt()) * xi + self._coef(w[0]) * r[-1]
+        if q >= 2:
+            d1 = (r[-1] - r[-2]) / (ts[-1] - ts[-2])
+            out = out + self._coef(w[1]) * d1
+        if q == 3:
+            d1_prev = (r[-2] - r[-3]) / (ts[-2] - ts[-3])
+            d2 = (d1 - d1_prev) / (ts[-1] - ts[-3])
+            # (s - t_k)(s - t_{k-1}) = (s - t_k)^2 + (t_k - t_{k-1})(s - t_k)
+            out = out + self._coef(w[2] + (ts[-1] - ts[-2]) * w[1]) * d2
+        return out
 
 
 def cov_sde_solve(provider: FieldProvider, approx: GaussianApprox, grid: torch.Tensor, x0: torch.Tensor,

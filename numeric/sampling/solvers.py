@@ -30,6 +30,11 @@ every solver. Three kinds of field:
   lower-order start-up keeps the global order); their last step is the predictor at a per-sample
   order chosen by back-testing the extrapolation on the latest evaluation.
 
+The frame steps work in the term's coordinates (the eigen layout of
+:mod:`lazysi.numeric.sampling.frame`): :func:`integrate` converts the start state in with the
+term's ``enter`` and every state it returns out with ``leave``; the steps treat states and residuals
+as opaque tensors (linear combinations, per-row squared norms, which the orthonormal layout keeps).
+
 A :class:`Solver` may replace the step on the last step of a run (``final``; ``low_final`` below
 ``low_final_below`` steps): EDM's Heun ends with an Euler step, the predictor-corrector ends
 without a corrector (no evaluation at the end time) and may end on the data prediction. These are
@@ -58,6 +63,7 @@ __all__ = [
     "Solver",
     "FrameState",
     "FrameHistory",
+    "FRAME_KINDS",
     "SOLVERS",
     "get_solver",
     "integrate",
@@ -251,9 +257,9 @@ def _exp_pc(term, t0, t1, x, state):
 
 def _exp_denoise(term, t0, t1, x, state):
     """The model's data prediction ``eta_X`` from the latest evaluation's velocity (no integration to
-    ``t1``; what Euler's last step amounts to on the linear schedule)."""
+    ``t1``; what Euler's last step amounts to on the linear schedule), as the state at ``t1``."""
     ev, prev = _frame_start(term, t0, x, state)
-    return term.data_prediction(t0, x, ev.b), FrameState(ev, prev)
+    return term.enter(t1, term.data_prediction(t0, x, ev.b)), FrameState(ev, prev)
 
 
 class FrameHistory(NamedTuple):
@@ -392,7 +398,7 @@ def _exp_denoise_history(term, t0, t1, x, state: FrameHistory | None):
     """:func:`_exp_denoise` for the :class:`FrameHistory` solvers: the data prediction ``eta_X`` from
     the latest evaluation's velocity."""
     ev, hist, anchor = _history_start(term, t0, x, state)
-    return term.data_prediction(t0, x, ev.b), FrameHistory(ev, hist, anchor)
+    return term.enter(t1, term.data_prediction(t0, x, ev.b)), FrameHistory(ev, hist, anchor)
 
 
 def _exp_sde(order: int) -> Step:
@@ -410,8 +416,9 @@ def _exp_sde(order: int) -> Step:
 
 def _exp_sde_denoise(term, t0, t1, x, state):
     """The last step of a covariance-aware SDE run as the model's data prediction ``eta_X`` at
-    ``(t0, x)`` (no noise injected into the final step; the evaluation the step would make anyway)."""
-    return term.data_prediction(float(t0), x), state
+    ``(t0, x)`` (no noise injected into the final step; the evaluation the step would make anyway),
+    as the state at ``t1``."""
+    return term.enter(float(t1), term.data_prediction(float(t0), x)), state
 
 
 def _steps(n: int) -> int:
@@ -454,10 +461,16 @@ def get_solver(name: str) -> Solver:
     return SOLVERS[name]
 
 
+#: solver kinds whose field is a frame term, stepped in the term's own coordinates
+FRAME_KINDS = ("frame", "frame-sde")
+
+
 def integrate(solver: str | Solver, field, grid: torch.Tensor, x0: torch.Tensor, state=None, *, keep_path: bool = False):
     """Run ``solver`` over ``grid`` (float64, increasing) from ``x0``; returns the final state, or the
     list of states at every grid time with ``keep_path``. SDE solvers need ``state`` (a
-    :class:`BrownianPath` whose grid contains ``grid``); multistep solvers start from ``None``."""
+    :class:`BrownianPath` whose grid contains ``grid``); multistep solvers start from ``None``.
+    A frame term (:data:`FRAME_KINDS`) is stepped in its own coordinates: ``x0`` goes in through
+    ``field.enter(grid[0], x0)``, the states come back out through ``field.leave(t, z)``."""
     solver = get_solver(solver) if isinstance(solver, str) else solver
     grid = check_grid(grid)
     if solver.kind == "ode" and not isinstance(field, ODE):
@@ -467,19 +480,20 @@ def integrate(solver: str | Solver, field, grid: torch.Tensor, x0: torch.Tensor,
             raise TypeError(f"{solver.name} is an SDE solver; pass an SDE field")
         if not isinstance(state, BrownianPath):
             raise TypeError(f"{solver.name} needs a BrownianPath as state")
-    x = x0
-    states = [x0]
+    frame = solver.kind in FRAME_KINDS
+    out = field.leave if frame else (lambda tv, v: v)
+    x = field.enter(grid[0], x0) if frame else x0
+    states = [x0]  # out of the term's coordinates; without keep_path, only while x is x0
     n = grid.numel() - 1
     for k in range(n):
         t0, t1 = grid[k], grid[k + 1]
+        prev = x
         x, state = solver.pick(k, n)(field, t0, t1, x, state)
         if not torch.isfinite(x).all():
-            raise NonFiniteError(k, float(t0), float(t1), states)
+            raise NonFiniteError(k, float(t0), float(t1), states if keep_path or k == 0 else [out(t0, prev)])
         if keep_path:
-            states.append(x)
-        else:
-            states = [x]
-    return states if keep_path else x
+            states.append(out(t1, x))
+    return states if keep_path else out(grid[-1], x)
 
 
 @dataclass(frozen=True)
