@@ -206,3 +206,32 @@ def test_gauss_grid_beats_vp_and_uniform_at_nfe_16_on_mnist_gmm_pilot_noise():
     err = {g: float(((generate("lazy-cov-pc", m.provider, 16, idx, 0, m.shape, setup=setup, grid=g)[0] - ref) ** 2).mean().sqrt())
            for g in ("vp", "uniform", "gauss")}
     assert err["gauss"] < min(err["vp"], err["uniform"]), err
+
+
+def test_step_size_control_tracks_its_tolerance_on_mixture():
+    """control_times (the predictor-corrector's free estimate): every accepted estimate is <= tol,
+    a tighter tol takes more steps, no step is longer than half the interval, and the solver's
+    TRUE error on the accepted grid (fine RK4 oracle, same noise) falls with the tolerance — at
+    least 10x from tol 1e-3 to 1e-5 — staying within 30x of tol. A solver without a predictor
+    refuses."""
+    from lazysi.numeric.sampling.solvers import control_times
+
+    provider, approx = _mixture()
+    x0 = per_sample_normal(0, range(32), (3,))
+    ref = integrate("rk4", provider_ode(provider), grids.uniform(800), x0)
+    solver = SOLVERS["exp-pc"]
+    term = GaussianTerm(provider, approx, (3,), torch.float64, "cpu")
+    steps, errs = {}, {}
+    for tol in (1e-3, 1e-4, 1e-5):
+        rec = control_times(solver, term, 0.0, 1.0, x0, tol)
+        g = torch.tensor(rec.times, dtype=torch.float64)
+        assert g[0] == 0.0 and g[-1] == 1.0 and bool((g[1:] > g[:-1]).all()) and float((g[1:] - g[:-1]).max()) <= 0.5
+        assert max(rec.estimates) <= tol and len(rec.estimates) == g.numel() - 1
+        steps[tol] = g.numel() - 1
+        x = integrate(solver, term, g, x0)
+        errs[tol] = float((x - ref).pow(2).mean().sqrt())
+        assert errs[tol] < 30 * tol, (tol, errs)
+    assert steps[1e-3] < steps[1e-4] < steps[1e-5], steps
+    assert errs[1e-5] < errs[1e-3] / 10, errs
+    with pytest.raises(ValueError, match="no error estimate"):
+        control_times(SOLVERS["exp-ab3"], term, 0.0, 1.0, x0, 1e-3)

@@ -129,7 +129,8 @@ class Frame:
     ``N(mu, sigma^2 I)``, C12-C13; the covariance-aware frames keep ``settings``: there sigma only
     sets the time parametrisation, as the ``vp`` grid's sigma does for the ODE frame); ``extra_grids``: grids beyond :data:`~lazysi.numeric.sampling.grids.GRIDS`;
     ``pilot_solver``: the frame's first-order step solver, which the pilot grids (``dp``) are chosen
-    for (None: no pilot grids; only frames in the training schedule's time)."""
+    for (None: no pilot grids; only frames in the training schedule's time); ``control_grid``: the
+    grid whose time the step-size control steps in (``ctrl``, ``--adaptive``: large steps follow it)."""
 
     name: str
     target: str | Schedule | None = None
@@ -141,6 +142,7 @@ class Frame:
     extra_grids: tuple[str, ...] = field(default=())
     description: str = ""
     pilot_solver: str | None = None
+    control_grid: str = "uniform"
 
     @property
     def pilot_grids(self) -> tuple[str, ...]:
@@ -210,7 +212,7 @@ FRAMES: dict[str, Frame] = {
         Frame("lazy-vp", target="vp", scale=True, description="lazy VP schedule vp(sigma), centred, output sigma x + mu"),
         Frame("lazy-pm", target="point-mass", start="point", sigma_rule="rms",
               description="point-mass schedule point-mass(sigma), centred, start at 0, output x + mu"),
-        Frame("gaussian", gaussian=True, extra_grids=("vp", "gauss"), pilot_solver="exp-euler",
+        Frame("gaussian", gaussian=True, extra_grids=("vp", "gauss"), pilot_solver="exp-euler", control_grid="vp",
               description="training schedule, Gaussian approximation's flow exact per eigendirection"),
         Frame("gaussian-pm", target="point-mass", start="point", centre=False, gaussian=True,
               description="point-mass schedule point-mass(sigma) (uncentred: the Gaussian approximation carries the "

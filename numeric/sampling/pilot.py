@@ -232,12 +232,32 @@ def budget_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape: 
     return check_grid(grid), {**info, "steps": steps, "filled": filled, "search_model_calls": calls}
 
 
+_MAP_POINTS = 4096
+
+
+def _grid_time(frame: Frame, schedule, setup: SamplingSetup):
+    """The time the control steps in: the one the frame's ``control_grid`` is uniform in (``u -> t``,
+    from that grid of :data:`_MAP_POINTS` steps, linearly interpolated), or None for the training
+    time itself (``uniform``). Large steps then follow that grid; the estimate refines from there."""
+    if frame.control_grid == "uniform":
+        return None
+    fine = frame.grid(frame.control_grid, schedule, _MAP_POINTS, setup)
+
+    def to_t(v: float) -> float:
+        k = min(int(v * _MAP_POINTS), _MAP_POINTS - 1)
+        w = v * _MAP_POINTS - k
+        return float(fine[k] + w * (fine[k + 1] - fine[k]))
+
+    return to_t
+
+
 def adaptive_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape: tuple[int, ...], tol: float,
                       config: PilotConfig = PilotConfig(), min_rows: int = 8) -> tuple[torch.Tensor, dict]:
     """``--adaptive --tol TOL``: step-size control of ``spec``'s solver with its free error estimate
     (predictor vs corrector, RMS over the pilot rows) on the pilot noise; the accepted times are the
     grid every sample then runs on (so the control costs the pilot's evaluations once, the samples
-    one evaluation per step, and a sample never depends on its batch). The tolerance is on the
+    one evaluation per step, and a sample never depends on its batch). The steps are controlled in
+    the time of the frame's ``control_grid`` (``vp`` for the Gaussian frame). The tolerance is on the
     pilot's estimated local errors, not a per-sample guarantee."""
     method = spec.method
     if not hasattr(method, "control"):
@@ -252,11 +272,11 @@ def adaptive_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape
         counter = CountingProvider(MinRowsProvider(provider, min_rows) if min_rows > 1 else provider)
         field = spec.frame.provider(counter, setup)
         x0 = per_sample_normal(config.seed, range(config.rows), shape, stream=PILOT_STREAM)
-        rec = method.control(field, x0, setup, tol)
+        rec = method.control(field, x0, setup, tol, time_map=_grid_time(spec.frame, field.schedule, setup))
         grid = check_grid(torch.tensor(rec.times, dtype=torch.float64))
         cache[key] = (grid, {"rows": config.rows, "seed": config.seed, "stream": PILOT_STREAM, "tol": float(tol),
                              "solver": method.name, "steps": grid.numel() - 1, "rejected": rec.rejected,
-                             "attempts": rec.attempts, "max_estimate": max(rec.estimates, default=0.0),
+                             "attempts": rec.attempts, "forced": rec.forced, "max_estimate": max(rec.estimates, default=0.0),
                              "model_calls": counter.calls, "seconds": round(time.perf_counter() - t0, 1)}, setup.approx)
     grid, info, _ = cache[key]
     return grid.clone(), dict(info)
