@@ -49,8 +49,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="one of: " + ", ".join(SAMPLERS) + " (NAME@GRID: on another grid of its frame)")
     p.add_argument("--steps", type=int, default=None, help="number of steps (run.json records the counted NFE)")
     p.add_argument("--nfe-budget", type=int, default=None, metavar="N",
-                   help="instead of --steps: spend exactly N model evaluations per sample, placed where a pilot run "
-                        "of the model says (the ctrl grid of the predictor-correctors lazy-cov-pc*, else the dp grid)")
+                   help="instead of --steps: spend exactly N model evaluations per sample on the auto grid: of the "
+                        "sampler's grids (default, vp, gauss, dp, ctrl) the one whose pilot run ends closest to the pilot "
+                        "teacher (docs/samplers.md)")
     p.add_argument("--adaptive", action="store_true",
                    help="instead of --steps: step-size control with the sampler's free error estimate on a pilot "
                         "run (lazy-cov-pc*; --tol); every sample then runs on the accepted times")
@@ -147,15 +148,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--adaptive needs a free error estimate, which {spec.name} has not "
                          "(the predictor-correctors lazy-cov-pc, lazy-cov-pcd, lazy-cov-pc4, lazy-cov-pc4d have one)")
     if args.nfe_budget is not None:
-        budget = next((g for g in ("ctrl", "dp") if g in spec.grids), None)
-        if budget is None:
-            raise UsageError(f"--nfe-budget places the steps by a pilot grid (ctrl or dp), which {spec.name} does not "
+        if "auto" not in spec.grids:
+            raise UsageError(f"--nfe-budget places the steps by the auto pilot grid, which {spec.name} does not "
                              f"take (its grids: {', '.join(spec.grids) or 'its own only'})")
         args.steps = spec.steps_for(args.nfe_budget)
         if args.steps is None:
             raise UsageError(f"{spec.name} cannot spend exactly {args.nfe_budget} evaluations "
                              f"(its NFE for n steps: {', '.join(str(spec.nfe(n)) for n in (1, 2, 3, 4))}, ...)")
-        args.grid = budget
+        args.grid = "auto"
     if args.grid is not None and args.grid not in spec.grids:
         raise UsageError(f"--grid {args.grid} is not a grid of {spec.name}; it takes "
                          + (", ".join(spec.grids) if spec.grids else "no grid (it runs on its own)"))
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
                     "mu_mean_value": float(setup.mu_tensor.mean()), "data_shape": list(model.shape)})
     card_json = next((p for p in model.card.get("loaded_from", {}) if p.endswith(".json")), None)
     if pilot is not None:
-        options.update({"grid": kind, "grid_times": grid.tolist(), "pilot": pilot})
+        options.update({"grid": kind, "grid_times": None if grid is None else grid.tolist(), "pilot": pilot})
     extra = {"sampler": spec.description, "sampler_kind": spec.kind, "nfe": spec.nfe(args.steps),
              "nfe_declared": spec.nfe(args.steps), "model_files_sha256": dict(model.card.get("loaded_from", {}))}
     summary = {k: model.card.get(k) for k in ("class", "schedule", "prediction", "data_mean", "data_rms_centred",

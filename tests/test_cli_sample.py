@@ -108,9 +108,10 @@ def test_cov_sampler_grid_default_vp_and_uniform_selectable(tmp_path):
     assert not np.array_equal(d, u)
 
 
-def test_nfe_budget_runs_on_the_dp_grid_and_records_it(tmp_path, capsys):
-    """``--nfe-budget N``: the steps whose NFE is N, on the dp grid built once from pilot trajectories,
-    recorded in run.json; the samples equal the library's run on the recorded times."""
+def test_nfe_budget_runs_on_the_auto_grid_and_records_it(tmp_path, capsys):
+    """``--nfe-budget N``: the steps whose NFE is N, on the auto grid (the candidate grid whose pilot
+    run ends closest to the pilot teacher) built once, recorded in run.json; the samples equal the
+    library's run on the recorded times."""
     import torch
 
     from lazysi.numeric.models.model import Model
@@ -118,10 +119,12 @@ def test_nfe_budget_runs_on_the_dp_grid_and_records_it(tmp_path, capsys):
 
     x, rec = _sample(tmp_path, "b", "--model", "gaussian-full", "--sampler", "ipndm", "--nfe-budget", "5", "--n", "6")
     opts = rec["options"]
-    assert rec["nfe"] == 5 and opts["grid"] == "dp" and opts["steps"] == 5 and len(opts["grid_times"]) == 6
-    assert opts["pilot"]["solver"] == "euler" and opts["pilot"]["rows"] == 32
+    assert rec["nfe"] == 5 and opts["grid"] == "auto" and opts["steps"] == 5 and len(opts["grid_times"]) == 6
+    pilot = opts["pilot"]
+    assert pilot["rows"] == 32 and set(pilot["pilot_rmse"]) == {"uniform", "dp"}
+    assert pilot["pilot_rmse"][pilot["chosen"]] == min(pilot["pilot_rmse"].values())
     model = Model.load("gaussian-full")
-    ref, _ = generate("ipndm", model.provider, 5, range(6), 0, model.shape, setup=model.setup(), grid="dp")
+    ref, _ = generate("ipndm", model.provider, 5, range(6), 0, model.shape, setup=model.setup(), grid="auto")
     assert np.array_equal(x, ref.to(torch.float32).numpy())
     alt, _ = generate("ipndm", model.provider, 5, range(6), 0, model.shape, setup=model.setup(),
                       grid=torch.tensor(opts["grid_times"], dtype=torch.float64))
@@ -150,8 +153,8 @@ def test_nfe_budget_errors(tmp_path, capsys, argv, message):
 
 
 def test_budget_and_adaptive_of_a_predictor_corrector(tmp_path):
-    """lazy-cov-pc: ``--nfe-budget N`` runs on the ctrl grid (step-size control at the tolerance that
-    gives N steps), ``--adaptive --tol`` on the accepted times of the control; both recorded, both
+    """lazy-cov-pc: ``--nfe-budget N`` runs on the auto grid (its candidates include vp, gauss, dp and
+    ctrl), ``--adaptive --tol`` on the accepted times of the step-size control; both recorded, both
     equal to the library's run on the recorded times."""
     import torch
 
@@ -163,12 +166,13 @@ def test_budget_and_adaptive_of_a_predictor_corrector(tmp_path):
         x, rec = _sample(tmp_path, name, "--model", "mnist-gmm", "--sampler", "lazy-cov-pc", *flags, "--n", "3")
         opts = rec["options"]
         times = torch.tensor(opts["grid_times"], dtype=torch.float64)
-        assert opts["grid"] == ("ctrl" if name == "b" else "adaptive") and opts["pilot"]["solver"] == "exp-pc"
+        assert opts["grid"] == ("auto" if name == "b" else "adaptive")
         assert rec["nfe"] == times.numel() - 1 == opts["steps"]
         if name == "b":
-            assert rec["nfe"] == 5
+            assert rec["nfe"] == 5 and set(opts["pilot"]["pilot_rmse"]) == {"vp", "gauss", "dp", "ctrl"}
         else:
-            assert opts["pilot"]["tol"] == 0.05 and opts["pilot"]["max_estimate"] <= 0.05
+            assert opts["pilot"]["solver"] == "exp-pc" and opts["pilot"]["tol"] == 0.05
+            assert opts["pilot"]["max_estimate"] <= 0.05 or opts["pilot"]["forced"] > 0
         ref, _ = generate("lazy-cov-pc", model.provider, opts["steps"], range(3), 0, model.shape,
                           setup=model.setup(), grid=times)
         assert np.array_equal(x, ref.to(torch.float32).numpy())

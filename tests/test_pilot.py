@@ -148,3 +148,27 @@ def test_dp_grid_runs_batch_invariant_for_ours_and_the_peers(name):
     if spec.frame.gaussian:  # exact on a Gaussian model whatever the grid
         ref, _ = generate("rk4", m.provider, 256, idx, 0, m.shape)
         assert float((x - ref).abs().max()) < 1e-7
+
+
+def test_auto_grid_is_the_candidate_closest_to_the_pilot_teacher():
+    """``auto``: the chosen candidate has the smallest pilot error, the returned times are that
+    candidate's grid, and each candidate's recorded pilot error is the RMS distance of the sampler's
+    own pilot run (recomputed here through the method) to the teacher's end points."""
+    from lazysi.numeric.sampling.methods import Noise
+    from lazysi.numeric.sampling.pilot import _teacher_for, auto_grid_for, pilot_grid
+
+    m = Model.load("mnist-gmm")
+    setup = m.setup()
+    spec = resolve("lazy-cov-pc@auto")
+    cfg = PilotConfig(rows=8, fine_steps=12)
+    times, info = auto_grid_for(spec, m.provider, setup, 3, m.shape, cfg)
+    errs = info["pilot_rmse"]
+    assert set(errs) == {"vp", "gauss", "dp", "ctrl"} and errs[info["chosen"]] == min(errs.values())
+    data = _teacher_for(m.provider, setup, m.shape, cfg, 8)
+    for name, err in errs.items():
+        g = pilot_grid(name, spec, m.provider, setup, 3, m.shape, 8, cfg)[0] if name in ("dp", "ctrl") \
+            else FRAMES["gaussian"].grid(name, m.provider.schedule, 3, setup)
+        if name == info["chosen"]:
+            assert torch.equal(times, g)
+        x = spec.method.solve(m.provider, 3, g, data["states"][0], Noise(0, tuple(range(8)), m.shape), setup)
+        assert float((x - data["states"][-1]).pow(2).mean().sqrt()) == pytest.approx(err, rel=1e-9)

@@ -49,9 +49,10 @@ from lazysi.numeric.sampling.seeding import per_sample_normal
 __all__ = ["SamplingSetup", "Frame", "FRAMES", "PILOT_GRIDS", "CentredProvider", "lazy_provider", "conversion_to", "target_frame"]
 
 
-#: grids built from pilot runs of the model (:mod:`lazysi.numeric.sampling.pilot`): ``dp`` (every
-#: sampler of a frame with a ``pilot_solver``) and ``ctrl`` (the samplers with a free error estimate)
-PILOT_GRIDS = ("dp", "ctrl")
+#: grids built from pilot runs of the model (:mod:`lazysi.numeric.sampling.pilot`): ``dp`` and
+#: ``auto`` (every sampler of a frame with a ``pilot_solver``), ``ctrl`` (the samplers with a free
+#: error estimate)
+PILOT_GRIDS = ("dp", "ctrl", "auto")
 
 
 @dataclass(frozen=True)

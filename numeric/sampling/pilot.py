@@ -28,6 +28,7 @@ and cost matrices are cached per provider object for the life of the process.
 """
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from dataclasses import dataclass
@@ -40,12 +41,13 @@ from lazysi.numeric.sampling.dp_grid import cost_matrix, dp_select
 from lazysi.numeric.sampling.frames import FRAMES, PILOT_GRIDS, Frame, SamplingSetup
 from lazysi.numeric.sampling.grids import check_grid, uniform
 from lazysi.numeric.sampling.methods import Noise, StepMethod
+from lazysi.numeric.sampling.registry import base_spec
 from lazysi.numeric.sampling.rows import CountingProvider, MinRowsProvider
 from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.numeric.sampling.solvers import integrate, provider_ode
 
 __all__ = ["PILOT_STREAM", "PilotConfig", "fine_times", "teacher", "frame_cost_matrix", "dp_grid_for", "pilot_grid",
-           "adaptive_grid_for", "budget_grid_for", "pilot_record"]
+           "adaptive_grid_for", "budget_grid_for", "auto_grid_for", "pilot_record"]
 
 PILOT_STREAM = "pilot"
 _MIN_GAP = 1e-9  # fine points closer than this are one point
@@ -183,14 +185,56 @@ def dp_grid_for(frame: Frame, provider: FieldProvider, setup: SamplingSetup, ste
 
 
 def pilot_grid(kind: str, spec, provider: FieldProvider, setup: SamplingSetup, steps: int, shape: tuple[int, ...],
-               min_rows: int = 8, config: PilotConfig = PilotConfig()) -> tuple[torch.Tensor, dict]:
+               min_rows: int = 8, config: PilotConfig = PilotConfig()) -> tuple[torch.Tensor | None, dict]:
     """The pilot grid ``kind`` of ``steps`` steps for the sampler ``spec`` and the pilot's record:
-    ``dp`` (:func:`dp_grid_for`) or ``ctrl`` (:func:`budget_grid_for`)."""
+    ``dp`` (:func:`dp_grid_for`), ``ctrl`` (:func:`budget_grid_for`) or ``auto``
+    (:func:`auto_grid_for`; None: the sampler's own grid)."""
     if kind not in spec.grids or kind not in PILOT_GRIDS:
         raise ValueError(f"{kind!r} is not a pilot grid of {spec.name}; its grids: {', '.join(spec.grids) or 'its own only'}")
-    if kind == PILOT_GRIDS[0]:
+    if kind == "dp":
         return dp_grid_for(spec.frame, provider, setup, steps, shape, config, min_rows)
-    return budget_grid_for(spec, provider, setup, shape, steps, config, min_rows)
+    if kind == "ctrl":
+        return budget_grid_for(spec, provider, setup, shape, steps, config, min_rows)
+    return auto_grid_for(spec, provider, setup, steps, shape, config, min_rows)
+
+
+def auto_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, steps: int, shape: tuple[int, ...],
+                  config: PilotConfig = PilotConfig(), min_rows: int = 8) -> tuple[torch.Tensor | None, dict]:
+    """The ``auto`` grid: of the sampler's candidate grids — its default (a peer's own grid
+    included), ``vp`` and ``gauss`` where it knows them, ``dp`` and ``ctrl`` — the one on which the
+    sampler itself, run from the pilot noise, ends closest to the pilot teacher's end points (RMS
+    over rows and coordinates). One rule for every number of steps, chosen on the pilot's own
+    trajectories (never a benchmark's). Returns ``(times, record)``; ``times`` is None when the
+    winner is the sampler's own grid (a peer's)."""
+    data = _teacher_for(provider, setup, tuple(shape), config, min_rows)
+    key = ("auto", spec.name, steps, setup.sigma, id(setup.approx))
+    if key not in data:
+        target = data["states"][-1]
+        x0 = data["states"][0]
+        model = MinRowsProvider(provider, min_rows) if min_rows > 1 else provider
+        field = spec.frame.provider(model, setup)
+        noise = Noise(config.seed, tuple(range(config.rows)), tuple(shape))
+        base = base_spec(spec)
+        names = [base.grid, *(g for g in ("vp", "gauss", "dp", "ctrl") if g in spec.grids and g != base.grid)]
+        errors: dict[str, float] = {}
+        best: tuple[float, str, torch.Tensor | None] | None = None
+        for name in names:
+            if name is None:
+                times = None
+            elif name in PILOT_GRIDS:
+                times = pilot_grid(name, spec, provider, setup, steps, shape, min_rows, config)[0]
+            else:
+                times = spec.frame.grid(name, field.schedule, steps, setup)
+            x = spec.frame.finish(spec.method.solve(field, steps, times, x0, noise, setup), setup, field.schedule)
+            err = float((x - target).pow(2).mean().sqrt())
+            errors[name or "own"] = err
+            if math.isfinite(err) and (best is None or err < best[0]):
+                best = (err, name or "own", times)
+        if best is None:
+            raise RuntimeError(f"{spec.name}: no candidate grid gave a finite pilot run")
+        data[key] = (best[2], {"chosen": best[1], "pilot_rmse": errors, "steps": steps}, setup.approx)
+    times, info, _ = data[key]
+    return (None if times is None else times.clone()), {**data["info"], **info}
 
 
 def budget_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape: tuple[int, ...], steps: int,

@@ -20,7 +20,7 @@ from lazysi.numeric.sampling.frames import FRAMES, Frame, target_frame
 from lazysi.numeric.sampling.methods import Method, StepMethod
 from lazysi.numeric.sampling.peers import PEERS
 
-__all__ = ["SamplerSpec", "SAMPLERS", "REFERENCE_STEPS", "register", "resolve", "retarget", "sampler_table"]
+__all__ = ["SamplerSpec", "SAMPLERS", "REFERENCE_STEPS", "register", "resolve", "base_spec", "retarget", "sampler_table"]
 
 #: the ``reference`` sampler runs RK4 with at least this many uniform steps
 REFERENCE_STEPS = 256
@@ -60,11 +60,12 @@ class SamplerSpec:
     def grids(self) -> tuple[str, ...]:
         """The grid names this sampler accepts (empty: its method's own grid only; a method with its
         own grid that also runs on explicit times accepts the frame's pilot grids)."""
+        auto = ("auto",) if self.frame.pilot_grids else ()
         if self.grid is None:
-            return self.frame.pilot_grids if getattr(self.method, "explicit_grid", False) else ()
+            return (*self.frame.pilot_grids, *auto) if getattr(self.method, "explicit_grid", False) else ()
         if self.fixed_grid:
             return (self.grid,)
-        return (*self.frame.grids, *(("ctrl",) if self.controllable else ()))
+        return (*self.frame.grids, *(("ctrl",) if self.controllable else ()), *auto)
 
     @property
     def controllable(self) -> bool:
@@ -128,6 +129,12 @@ def resolve(name: str | SamplerSpec) -> SamplerSpec:
     if grid not in spec.grids:
         raise ValueError(f"sampler {name!r}: unknown grid {grid!r} for {base}; known: {', '.join(spec.grids)}")
     return replace(spec, name=name, grid=grid)
+
+
+def base_spec(spec: SamplerSpec) -> SamplerSpec:
+    """The registered sampler behind ``NAME@GRID`` (with its default grid); ``spec`` itself when it
+    is not a registered name's variant."""
+    return SAMPLERS.get(spec.name.partition("@")[0], spec)
 
 
 def retarget(spec: SamplerSpec, target: Schedule) -> SamplerSpec:
