@@ -109,7 +109,7 @@ class StepMethod:
         return integrate(self.solver, term, grid, x0.reshape(x0.shape[0], -1)).reshape(x0.shape)
 
     def control(self, provider: FieldProvider, x0: torch.Tensor, setup: SamplingSetup, tol: float,
-                time_map=None) -> ControlRecord:
+                time_map=None, max_steps: int = 1000) -> ControlRecord:
         """Step-size control of this solver from ``x0`` at t = 0 to t = 1 with its free error estimate
         (:func:`~lazysi.numeric.sampling.solvers.control_times`): the accepted times are a grid.
         Needs a solver with an ``estimate`` (the covariance-aware predictor-correctors)."""
@@ -119,4 +119,5 @@ class StepMethod:
         if setup.approx is None:
             raise ValueError(f"{self.name} integrates in the Gaussian frame: the setup needs a Gaussian approximation")
         term = GaussianTerm(provider, setup.approx, tuple(x0.shape[1:]), x0.dtype, x0.device)
-        return control_times(self.solver, term, 0.0, 1.0, x0.reshape(x0.shape[0], -1), tol, time_map=time_map)
+        return control_times(self.solver, term, 0.0, 1.0, x0.reshape(x0.shape[0], -1), tol, time_map=time_map,
+                             max_steps=max_steps)

@@ -1,5 +1,5 @@
-"""Grids from pilot trajectories of the model: the ``dp`` grid (GITS / "optimal step size" by
-dynamic programming on teacher trajectories, issue 16 item 1).
+"""Grids from a pilot run of the model (issue 16 items 1, 3 and 4): ``dp``, ``ctrl``, ``auto`` and
+the ``--adaptive`` times.
 
 Time runs forward, t = 0 base -> t = 1 data, in the training schedule's time (the frames with a
 ``pilot_solver``: ``train`` and ``gaussian``).
@@ -10,21 +10,24 @@ Time runs forward, t = 0 base -> t = 1 data, in the training schedule's time (th
   (:func:`fine_times`: uniform in t united with the ``vp`` grid, :attr:`PilotConfig.fine_steps`
   steps each, so that both ends are resolved), each fine interval cut into
   :attr:`PilotConfig.substeps` uniform RK4 steps; its error is estimated against the same RK4 with
-  half the sub-steps and reported (``teacher_rms_change``).
-* **Cost**: ``C[i, j]`` = mean over the pilot rows of the L2 error of ONE step of the frame's
-  first-order solver (``euler`` on the training ODE — diffusers' DDIM for a flow model, GITS's choice
-  —; ``exp-euler`` in the Gaussian frame) from the teacher state at ``t_i`` to ``t_j``, against the
-  teacher at ``t_j`` (:func:`lazysi.numeric.sampling.dp_grid.cost_matrix`). The step replays the
-  model's evaluation at the teacher state (one evaluation per fine point, no more).
-* **Grid**: the ``n + 1`` fine points minimising the summed one-step costs (exact DP,
-  :func:`lazysi.numeric.sampling.dp_grid.dp_select`). One first-order cost for every solver of the
-  frame, as in GITS (the grid chosen for DDIM serves DPM-Solver, iPNDM, ...): no solver's own
-  history enters the choice, and a sampler with ``m`` evaluations per step gets the DP grid of its
-  step count.
+  half the sub-steps and reported (``teacher_rms_change_at_t1``).
+* ``dp`` (GITS / "optimal step size"): ``C[i, j]`` = mean over the pilot rows of the L2 error of ONE
+  step of the frame's first-order solver (``euler`` on the training ODE — diffusers' DDIM for a
+  flow model, GITS's choice —; ``exp-euler`` in the Gaussian frame) from the teacher state at
+  ``t_i`` to ``t_j``, against the teacher at ``t_j`` (the step replays the model's evaluation at the
+  teacher state: one evaluation per fine point, no more); the grid is the ``n + 1`` fine points
+  minimising the summed costs (exact DP). One first-order cost for every solver of the frame, as in
+  GITS: no solver's own history enters the choice.
+* ``--adaptive --tol``: step-size control of a predictor-corrector with its free error estimate
+  (:func:`~lazysi.numeric.sampling.solvers.control_times`) on the pilot rows, in the time of the
+  frame's ``control_grid``; the accepted times are the grid. ``ctrl``: the same control at the
+  tolerance that gives the asked number of steps (bisection).
+* ``auto``: of the sampler's candidate grids (its default, ``vp``, ``gauss``, ``dp``, ``ctrl``) the
+  one whose pilot run ends closest to the teacher's end points — the rule ``--nfe-budget`` uses.
 
 Everything depends on the model, the frame's setup and :class:`PilotConfig` only — never on which
-samples are drawn — so a run on a pilot grid keeps the batch-invariance of fixed grids. Teachers
-and cost matrices are cached per provider object for the life of the process.
+samples are drawn — so a run on a pilot grid keeps the batch-invariance of fixed grids. Teachers,
+cost matrices and grids are cached per provider object for the life of the process.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ from lazysi.numeric.sampling.methods import Noise, StepMethod
 from lazysi.numeric.sampling.registry import base_spec
 from lazysi.numeric.sampling.rows import CountingProvider, MinRowsProvider
 from lazysi.numeric.sampling.seeding import per_sample_normal
-from lazysi.numeric.sampling.solvers import integrate, provider_ode
+from lazysi.numeric.sampling.solvers import ControlLimit, integrate, provider_ode
 
 __all__ = ["PILOT_STREAM", "PilotConfig", "fine_times", "teacher", "frame_cost_matrix", "dp_grid_for", "pilot_grid",
            "adaptive_grid_for", "budget_grid_for", "auto_grid_for", "pilot_record"]
@@ -248,12 +251,17 @@ def budget_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape: 
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if steps == 1:  # the control takes at least two steps (control_times): one step is the whole interval
         return torch.tensor([0.0, 1.0], dtype=torch.float64), {"steps": 1, "filled": 0, "search_model_calls": 0}
-    lo, hi = -14.0, 2.0  # log10 tol: tiny -> many steps, large -> one step
+    lo, hi = -10.0, 1.0  # log10 tol: tiny -> many steps, large -> two steps
     best: tuple[torch.Tensor, dict] | None = None
     calls = 0
+    cap = 4 * steps + 16  # attempts: a tolerance needing more is too tight (stopped early, not run to the end)
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        grid, info = adaptive_grid_for(spec, provider, setup, shape, 10.0 ** mid, config, min_rows)
+        try:
+            grid, info = adaptive_grid_for(spec, provider, setup, shape, 10.0 ** mid, config, min_rows, max_steps=cap)
+        except ControlLimit:
+            lo = mid
+            continue
         calls += info["model_calls"]
         n = grid.numel() - 1
         if n == steps:
@@ -296,7 +304,7 @@ def _grid_time(frame: Frame, schedule, setup: SamplingSetup):
 
 
 def adaptive_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape: tuple[int, ...], tol: float,
-                      config: PilotConfig = PilotConfig(), min_rows: int = 8) -> tuple[torch.Tensor, dict]:
+                      config: PilotConfig = PilotConfig(), min_rows: int = 8, max_steps: int = 1000) -> tuple[torch.Tensor, dict]:
     """``--adaptive --tol TOL``: step-size control of ``spec``'s solver with its free error estimate
     (predictor vs corrector, RMS over the pilot rows) on the pilot noise; the accepted times are the
     grid every sample then runs on (so the control costs the pilot's evaluations once, the samples
@@ -309,14 +317,16 @@ def adaptive_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape
                          "predictor-corrector sampler of ours (lazy-cov-pc, lazy-cov-pcd, lazy-cov-pc4, lazy-cov-pc4d)")
     if spec.frame.start != "noise":
         raise ValueError(f"{spec.name}: the pilot starts at the noise, the {spec.frame.name} frame elsewhere")
-    key = ("adaptive", method.name, float(tol), spec.frame.name, setup.sigma, id(setup.approx), config, tuple(shape), min_rows)
+    key = ("adaptive", method.name, float(tol), spec.frame.name, setup.sigma, id(setup.approx), config, tuple(shape), min_rows,
+           max_steps)
     cache = _cached(provider)
     if key not in cache:
         t0 = time.perf_counter()
         counter = CountingProvider(MinRowsProvider(provider, min_rows) if min_rows > 1 else provider)
         field = spec.frame.provider(counter, setup)
         x0 = per_sample_normal(config.seed, range(config.rows), shape, stream=PILOT_STREAM)
-        rec = method.control(field, x0, setup, tol, time_map=_grid_time(spec.frame, field.schedule, setup))
+        rec = method.control(field, x0, setup, tol, time_map=_grid_time(spec.frame, field.schedule, setup),
+                             max_steps=max_steps)
         grid = check_grid(torch.tensor(rec.times, dtype=torch.float64))
         cache[key] = (grid, {"rows": config.rows, "seed": config.seed, "stream": PILOT_STREAM, "tol": float(tol),
                              "solver": method.name, "steps": grid.numel() - 1, "rejected": rec.rejected,

@@ -209,5 +209,13 @@ if __name__ == "__main__":  # python -m lazysi.numeric.sampling.registry > docs/
           "`lazysi/numeric/sampling/registry.py`); a test checks that this table is the registry's.\n"
           "`NAME@GRID` runs a sampler on another grid of its frame. Origins: `paper` — the paper's lazy samplers; "
           "`lazysi` — ours beyond the paper (the covariance-aware frame); `baseline` — standard solvers on the "
-          "training schedule; `peer` — other packages' samplers on the same model.\n")
+          "training schedule; `peer` — other packages' samplers on the same model.\n\n"
+          "Grids built from a pilot run of the model (32 samples of the noise stream `pilot`, which no run draws; "
+          "`numeric/sampling/pilot.py`), for the samplers in the training schedule's time — ours in the `gaussian` "
+          "frame, the baselines and the peers alike (diffusers' schedulers take the times as sigmas): `dp` — the "
+          "steps that minimise the frame's first-order one-step error along RK4 teacher trajectories, by dynamic "
+          "programming (GITS); `ctrl` — the predictor-correctors' (`lazy-cov-pc*`) step-size control at the "
+          "tolerance that gives the asked number of steps; `auto` — of the sampler's grids (its default, `vp`, "
+          "`gauss`, `dp`, `ctrl`) the one whose pilot run ends closest to the teacher. `lazysi sample --nfe-budget N` "
+          "runs on `auto`; `--adaptive --tol TOL` on the accepted times of the step-size control.\n")
     print(sampler_table())

@@ -68,6 +68,7 @@ __all__ = [
     "get_solver",
     "integrate",
     "ControlRecord",
+    "ControlLimit",
     "control_times",
     "provider_ode",
     "provider_sde",
@@ -496,6 +497,10 @@ def integrate(solver: str | Solver, field, grid: torch.Tensor, x0: torch.Tensor,
     return states if keep_path else out(grid[-1], x)
 
 
+class ControlLimit(RuntimeError):
+    """:func:`control_times` used its ``max_steps`` attempts before reaching the end."""
+
+
 @dataclass(frozen=True)
 class ControlRecord:
     """What :func:`control_times` did: the accepted times, the estimate of each accepted step, the
@@ -555,7 +560,7 @@ def control_times(solver: Solver, field, t0: float, t1: float, x0: torch.Tensor,
     while t < t1:
         attempts += 1
         if attempts > max_steps:
-            raise RuntimeError(f"step-size control did not reach t = {t1} in {max_steps} attempts (at t = {t}, tol {tol})")
+            raise ControlLimit(f"step-size control did not reach t = {t1} in {max_steps} attempts (at t = {t}, tol {tol})")
         tn = t1 if t + h >= t1 - 1e-12 else t + h
         tt0, tt1 = (torch.tensor(v if time_map is None or v in (t0, t1) else time_map(v), dtype=torch.float64) for v in (t, tn))
         est, _ = solver.estimate(field, tt0, tt1, x, state)
