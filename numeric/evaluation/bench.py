@@ -202,8 +202,11 @@ def _markdown(results: dict) -> str:
             for r in fid:
                 out.append(f"| {r['sampler']} | {r['nfe']} | {r['fid']:.2f} |" + (f" {r['fid_exact']:.2f} |" if exact else ""))
         if res.get("pilots"):
-            out.append(f"\npilot trajectories of the dp grids (noise stream 'pilot', disjoint from the benchmark's): "
-                       f"{json.dumps(res['pilots'])}")
+            teachers = [p for p in res["pilots"] if p["grid"] == "dp"]
+            controls = [p for p in res["pilots"] if p["grid"] != "dp"]
+            out.append(f"\npilot runs (noise stream 'pilot', disjoint from the benchmark's; bench.json has each): teacher "
+                       f"{json.dumps(teachers)}; {len(controls)} step-size control runs, "
+                       f"{sum(p['model_calls'] for p in controls)} model calls of the pilot rows in all")
         out.append(f"\nreference: {json.dumps(res['reference'])}; sigma = {res['sigma']:.4f} ({res['sigma_source']}); "
                    f"{res['seconds']} s\n")
     return "\n".join(out) + "\n"

@@ -124,8 +124,9 @@ def resolve(name: str | SamplerSpec) -> SamplerSpec:
         return spec
     if not grid:
         raise ValueError(f"sampler {name!r}: empty grid after '@'")
-    if not spec.grids:
-        raise ValueError(f"sampler {name!r}: {base} runs on its own grid; '@{grid}' is for samplers with a grid")
+    if spec.grid is None and grid not in spec.grids:
+        also = f" or the pilot grids ({', '.join(spec.grids)})" if spec.grids else ""
+        raise ValueError(f"sampler {name!r}: {base} runs on its own grid{also}; '@{grid}' is not one")
     if grid not in spec.grids:
         raise ValueError(f"sampler {name!r}: unknown grid {grid!r} for {base}; known: {', '.join(spec.grids)}")
     return replace(spec, name=name, grid=grid)
