@@ -83,11 +83,15 @@ def _plot(analyses: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, len(analyses), figsize=(7 * len(analyses), 5), squeeze=False)
     colours = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Dark2").colors)
     markers = "os^Dv<>pPX*h"
+    def curves(a: dict) -> list:
+        out = [(s, {int(k): v for k, v in d.items()}, "-") for s, d in a["ours"].items()
+               if s in (DEFAULT, "lazy-cov-pcd@auto", "lazy-cov-pc")]
+        return out + [(f"{p} (best grid)", {int(k): v[0] for k, v in d.items()}, "--") for p, d in a["per_peer_best_grid"].items()]
+
+    labels = sorted({c[0] for a in analyses for c in curves(a)})  # one colour and marker per label in every panel
     for ax, a in zip(axes[0], analyses):
-        curves = [(s, {int(k): v for k, v in d.items()}, "-") for s, d in a["ours"].items()
-                  if s in (DEFAULT, "lazy-cov-pcd@auto", "lazy-cov-pc")]
-        curves += [(f"{p} (best grid)", {int(k): v[0] for k, v in d.items()}, "--") for p, d in a["per_peer_best_grid"].items()]
-        for i, (label, pts, style) in enumerate(curves):
+        for label, pts, style in curves(a):
+            i = labels.index(label)
             ks = sorted(pts)
             ax.plot(ks, [pts[k] for k in ks], style, color=colours[i % len(colours)], marker=markers[i % len(markers)],
                     label=label, linewidth=2.2 if label == DEFAULT else 1.2)
