@@ -65,8 +65,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--mu", default="data", help="centring mean: a number, or 'data' (per-coordinate data mean)")
     p.add_argument("--grid", default=None,
                    help="time grid (default: the sampler's, see docs/samplers.md): uniform, lambda, edm, shifted; "
-                        "vp, gauss for the covariance-aware lazy-cov* samplers; dp (by dynamic programming on pilot "
-                        "trajectories of the model) for the samplers in the training schedule's time, peers included")
+                        "vp, gauss for the covariance-aware lazy-cov* samplers; from a pilot run of the model: dp "
+                        "(dynamic programming on teacher trajectories) and auto for the samplers in the training "
+                        "schedule's time, peers included, ctrl (step-size control) for lazy-cov-pc*")
     p.add_argument("--shift", type=float, default=3.0, help="shift of the 'shifted' grid")
     p.add_argument("--target", default=None, metavar="SCHEDULE",
                    help="sample under another schedule, converted from the model's (C4/C5): 'alpha=EXPR,beta=EXPR', "

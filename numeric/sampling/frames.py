@@ -147,9 +147,10 @@ class Frame:
 
     @property
     def pilot_grids(self) -> tuple[str, ...]:
-        """The grid built from pilot trajectories of the model for every sampler of the frame (``dp``;
-        none without a ``pilot_solver``)."""
-        return PILOT_GRIDS[:1] if self.pilot_solver is not None else ()
+        """The grids built from pilot runs of the model for every sampler of the frame (``dp``,
+        ``auto``; none without a ``pilot_solver``). ``ctrl`` needs a sampler with a free error
+        estimate (:attr:`~lazysi.numeric.sampling.registry.SamplerSpec.controllable`)."""
+        return ("dp", "auto") if self.pilot_solver is not None else ()
 
     @property
     def grids(self) -> tuple[str, ...]:

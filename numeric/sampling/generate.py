@@ -22,7 +22,7 @@ import torch
 from lazysi.numeric.fields.providers import FieldProvider
 from lazysi.numeric.sampling.frames import PILOT_GRIDS, SamplingSetup
 from lazysi.numeric.sampling.methods import Noise
-from lazysi.numeric.sampling.rows import MIN_ROWS, CountingProvider, MinRowsProvider
+from lazysi.numeric.sampling.rows import MIN_ROWS, CountingProvider, MinRowsProvider, fixed_rows
 from lazysi.numeric.sampling.pilot import pilot_grid
 from lazysi.numeric.sampling.registry import SamplerSpec, resolve
 
@@ -81,7 +81,7 @@ def generate(
     idx = tuple(int(i) for i in indices)
     shape = tuple(int(s) for s in shape)
     with intra_op_threads(threads):
-        counter = CountingProvider(MinRowsProvider(provider, min_rows) if min_rows > 1 else provider)
+        counter = CountingProvider(fixed_rows(provider, min_rows))
         field = spec.frame.provider(counter, setup)
         kind = spec.grid if grid is None else grid
         if isinstance(kind, str) and kind in PILOT_GRIDS:  # built from pilot runs of the model

@@ -99,14 +99,21 @@ class StepMethod:
         if self.solver.kind == "sde":
             sde = provider_sde(provider, Diffusion.optimal(setup.nu))
             return integrate(self.solver, sde, grid, x0, state=noise.brownian(grid, x0.device))
-        if setup.approx is None:
-            raise ValueError(f"{self.name} integrates in the Gaussian frame: the setup needs a Gaussian approximation")
         if self.solver.kind == "frame-sde":
+            self._approx(setup)
             term = GaussianSDETerm(provider, setup.approx, noise.normals(steps, x0.dtype, x0.device), setup.nu,
                                    tuple(x0.shape[1:]), x0.dtype, x0.device)
-            return integrate(self.solver, term, grid, x0.reshape(x0.shape[0], -1)).reshape(x0.shape)
-        term = GaussianTerm(provider, setup.approx, tuple(x0.shape[1:]), x0.dtype, x0.device)
+        else:
+            term = self._gaussian_term(provider, x0, setup)
         return integrate(self.solver, term, grid, x0.reshape(x0.shape[0], -1)).reshape(x0.shape)
+
+    def _approx(self, setup: SamplingSetup):
+        if setup.approx is None:
+            raise ValueError(f"{self.name} integrates in the Gaussian frame: the setup needs a Gaussian approximation")
+        return setup.approx
+
+    def _gaussian_term(self, provider: FieldProvider, x0: torch.Tensor, setup: SamplingSetup) -> GaussianTerm:
+        return GaussianTerm(provider, self._approx(setup), tuple(x0.shape[1:]), x0.dtype, x0.device)
 
     def control(self, provider: FieldProvider, x0: torch.Tensor, setup: SamplingSetup, tol: float,
                 time_map=None, max_steps: int = 1000) -> ControlRecord:
@@ -116,8 +123,5 @@ class StepMethod:
         if self.solver.estimate is None or self.solver.kind != "frame":
             raise ValueError(f"{self.name} has no free error estimate: step-size control needs a predictor-corrector "
                              "of the Gaussian frame (exp-pc, exp-pc4)")
-        if setup.approx is None:
-            raise ValueError(f"{self.name} integrates in the Gaussian frame: the setup needs a Gaussian approximation")
-        term = GaussianTerm(provider, setup.approx, tuple(x0.shape[1:]), x0.dtype, x0.device)
-        return control_times(self.solver, term, 0.0, 1.0, x0.reshape(x0.shape[0], -1), tol, time_map=time_map,
-                             max_steps=max_steps)
+        return control_times(self.solver, self._gaussian_term(provider, x0, setup), 0.0, 1.0, x0.reshape(x0.shape[0], -1),
+                             tol, time_map=time_map, max_steps=max_steps)

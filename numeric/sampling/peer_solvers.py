@@ -489,18 +489,11 @@ def _fm_euler():
     return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
 
 
-def _unipc2():
+def _unipc(solver_type: str, order: int = 3):
     import diffusers
 
     return diffusers.UniPCMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
-                                             use_flow_sigmas=True, flow_shift=1.0, solver_order=2)
-
-
-def _unipc(solver_type: str):
-    import diffusers
-
-    return diffusers.UniPCMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
-                                             use_flow_sigmas=True, flow_shift=1.0, solver_order=3,
+                                             use_flow_sigmas=True, flow_shift=1.0, solver_order=order,
                                              solver_type=solver_type)
 
 
@@ -575,7 +568,7 @@ PEER_IMPLS: dict[str, PeerImpl] = {
         _diffusers_peer("dpm++2m", "ode", _Recipe(lambda: _dpm(2, "dpmsolver++"), False, False, False, float32=False),
                         "diffusers DPMSolverMultistepScheduler, flow_prediction, flow sigmas, dpmsolver++ order 2 (2M); "
                         "in the dtype of the noise. " + _GRID_NOTE + " (arrays set after set_timesteps)."),
-        _diffusers_peer("unipc", "ode", _Recipe(_unipc2, True, False, False, float32=False),
+        _diffusers_peer("unipc", "ode", _Recipe(lambda: _unipc("bh2", 2), True, False, False, float32=False),
                         "diffusers UniPCMultistepScheduler, flow_prediction, flow sigmas (bh2, order 2); in the dtype "
                         "of the noise. " + _GRID_NOTE + " (set_timesteps(sigmas=...))."),
         _diffusers_peer("unipc3-bh1", "ode", _Recipe(lambda: _unipc("bh1"), True, True, False),

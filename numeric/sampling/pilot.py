@@ -45,7 +45,7 @@ from lazysi.numeric.sampling.frames import FRAMES, PILOT_GRIDS, Frame, SamplingS
 from lazysi.numeric.sampling.grids import check_grid, uniform
 from lazysi.numeric.sampling.methods import Noise, StepMethod
 from lazysi.numeric.sampling.registry import base_spec
-from lazysi.numeric.sampling.rows import CountingProvider, MinRowsProvider
+from lazysi.numeric.sampling.rows import CountingProvider, fixed_rows
 from lazysi.numeric.sampling.seeding import per_sample_normal
 from lazysi.numeric.sampling.solvers import ControlLimit, integrate, provider_ode
 
@@ -138,8 +138,7 @@ def _teacher_for(provider: FieldProvider, setup: SamplingSetup, shape: tuple[int
     cache = _cached(provider)
     if key not in cache:
         t0 = time.perf_counter()
-        model = MinRowsProvider(provider, min_rows) if min_rows > 1 else provider
-        counter = CountingProvider(model)
+        counter = CountingProvider(fixed_rows(provider, min_rows))
         x0 = per_sample_normal(config.seed, range(config.rows), shape, stream=PILOT_STREAM)
         states = teacher(counter, times, x0, config.substeps)
         coarse = teacher(counter, times, x0, max(config.substeps // 2, 1)) if config.substeps > 1 else None
@@ -214,8 +213,7 @@ def auto_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, steps: in
     if key not in data:
         target = data["states"][-1]
         x0 = data["states"][0]
-        model = MinRowsProvider(provider, min_rows) if min_rows > 1 else provider
-        field = spec.frame.provider(model, setup)
+        field = spec.frame.provider(fixed_rows(provider, min_rows), setup)
         noise = Noise(config.seed, tuple(range(config.rows)), tuple(shape))
         base = base_spec(spec)
         names = [base.grid, *(g for g in ("vp", "gauss", "dp", "ctrl") if g in spec.grids and g != base.grid)]
@@ -242,7 +240,7 @@ def auto_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, steps: in
 
 def budget_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape: tuple[int, ...], steps: int,
                     config: PilotConfig = PilotConfig(), min_rows: int = 8, iterations: int = 24) -> tuple[torch.Tensor, dict]:
-    """The ``ctrl`` grid (``--nfe-budget``): the step-size control of :func:`adaptive_grid_for` at the
+    """The ``ctrl`` grid: the step-size control of :func:`adaptive_grid_for` at the
     tolerance whose accepted grid has exactly ``steps`` steps, found by bisection on ``log tol``
     (``iterations`` at most, each one pilot run). Where no tolerance gives exactly ``steps`` (the
     count jumps), the closest grid with fewer steps gets its longest steps halved until it has
@@ -311,18 +309,16 @@ def adaptive_grid_for(spec, provider: FieldProvider, setup: SamplingSetup, shape
     one evaluation per step, and a sample never depends on its batch). The steps are controlled in
     the time of the frame's ``control_grid`` (``vp`` for the Gaussian frame). The tolerance is on the
     pilot's estimated local errors, not a per-sample guarantee."""
+    if not spec.controllable:
+        raise ValueError(f"{spec.name} has no free error estimate; step-size control needs a predictor-corrector "
+                         "sampler of ours (lazy-cov-pc, lazy-cov-pcd, lazy-cov-pc4, lazy-cov-pc4d)")
     method = spec.method
-    if not hasattr(method, "control"):
-        raise ValueError(f"{spec.name} has no free error estimate (a peer's loop); --adaptive needs a "
-                         "predictor-corrector sampler of ours (lazy-cov-pc, lazy-cov-pcd, lazy-cov-pc4, lazy-cov-pc4d)")
-    if spec.frame.start != "noise":
-        raise ValueError(f"{spec.name}: the pilot starts at the noise, the {spec.frame.name} frame elsewhere")
     key = ("adaptive", method.name, float(tol), spec.frame.name, setup.sigma, id(setup.approx), config, tuple(shape), min_rows,
            max_steps)
     cache = _cached(provider)
     if key not in cache:
         t0 = time.perf_counter()
-        counter = CountingProvider(MinRowsProvider(provider, min_rows) if min_rows > 1 else provider)
+        counter = CountingProvider(fixed_rows(provider, min_rows))
         field = spec.frame.provider(counter, setup)
         x0 = per_sample_normal(config.seed, range(config.rows), shape, stream=PILOT_STREAM)
         rec = method.control(field, x0, setup, tol, time_map=_grid_time(spec.frame, field.schedule, setup),

@@ -60,12 +60,11 @@ class SamplerSpec:
     def grids(self) -> tuple[str, ...]:
         """The grid names this sampler accepts (empty: its method's own grid only; a method with its
         own grid that also runs on explicit times accepts the frame's pilot grids)."""
-        auto = ("auto",) if self.frame.pilot_grids else ()
         if self.grid is None:
-            return (*self.frame.pilot_grids, *auto) if getattr(self.method, "explicit_grid", False) else ()
+            return self.frame.pilot_grids if getattr(self.method, "explicit_grid", False) else ()
         if self.fixed_grid:
             return (self.grid,)
-        return (*self.frame.grids, *(("ctrl",) if self.controllable else ()), *auto)
+        return (*self.frame.grids, *(("ctrl",) if self.controllable else ()))
 
     @property
     def controllable(self) -> bool:

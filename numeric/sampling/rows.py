@@ -7,7 +7,7 @@ import torch
 
 from lazysi.numeric.fields.providers import FieldProvider
 
-__all__ = ["MIN_ROWS", "MinRowsProvider", "CountingProvider"]
+__all__ = ["MIN_ROWS", "MinRowsProvider", "CountingProvider", "fixed_rows"]
 
 MIN_ROWS = 8
 
@@ -65,3 +65,9 @@ class CountingProvider(FieldProvider):
     def fields(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
         return self.source.fields(t, x)
+
+
+def fixed_rows(provider: FieldProvider, min_rows: int = MIN_ROWS) -> FieldProvider:
+    """``provider`` evaluated in calls of exactly ``min_rows`` rows (:class:`MinRowsProvider`); itself
+    for ``min_rows`` 1 (a network whose conditioning is tied to the batch)."""
+    return MinRowsProvider(provider, min_rows) if min_rows > 1 else provider
