@@ -195,6 +195,9 @@ def parse_expression(
             left = walk(node.left, depth + 1)
             right = walk(node.right, depth + 1)
             if isinstance(node.op, ast.Pow):
+                for side in (left, right):  # an undefined or complex constant (e.g. (t - t)**(-1)) named as such
+                    if side.is_number:
+                        _check_result(side)
                 if not right.is_number:
                     return left**right
                 if right.is_real is False:
